@@ -1,0 +1,179 @@
+// Command ephemeral-agent is a node agent for Kubernetes: it registers its
+// Node, keeps it Ready while the CRI runtime is healthy, and serves the
+// kubelet-style API. This file only wires packages together; the logic lives
+// under pkg/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	remote "k8s.io/cri-client/pkg"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/server"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
+)
+
+func main() {
+	o := defaultOptions()
+	fs := pflag.NewFlagSet("ephemeral-agent", pflag.ContinueOnError)
+	o.addFlags(fs)
+	showVersion := fs.Bool("version", false, "Print the version and exit.")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println("ephemeral-agent", version.Get())
+		return
+	}
+	if err := o.complete(); err != nil {
+		fmt.Fprintln(os.Stderr, "ephemeral-agent:", err)
+		os.Exit(1)
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "ephemeral-agent: invalid flags:\n", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	logger := klog.Background()
+	ctx = klog.NewContext(ctx, logger)
+	if err := run(ctx, o); err != nil {
+		logger.Error(err, "Agent failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	logger.Info("Agent stopped")
+	klog.Flush()
+}
+
+func run(ctx context.Context, o *options) error {
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting ephemeral-agent", "version", version.Get(), "node", o.nodeName, "runtimeEndpoint", o.containerRuntimeEndpoint)
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	restCfg.UserAgent = "ephemeral-agent/" + version.Get()
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("create API client: %w", err)
+	}
+	if err := os.MkdirAll(o.rootDir, 0o750); err != nil {
+		return fmt.Errorf("create root dir: %w", err)
+	}
+	machine, err := node.ReadMachineInfo(o.rootDir, o.maxPods)
+	if err != nil {
+		return err
+	}
+
+	runtime, err := connectRuntime(ctx, o.containerRuntimeEndpoint, o.runtimeRequestTimeout)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer runtime.Close(context.WithoutCancel(ctx))
+
+	nodes := node.NewController(node.Config{
+		NodeName:              o.nodeName,
+		Hostname:              o.hostnameOverride,
+		NodeIP:                net.ParseIP(o.nodeIP),
+		Port:                  int32(o.port),
+		AgentVersion:          version.Get(),
+		Labels:                o.nodeLabels,
+		StatusUpdateFrequency: o.nodeStatusUpdateFreq,
+		StatusReportFrequency: o.nodeStatusReportFreq,
+		LeaseDuration:         time.Duration(o.nodeLeaseDurationSeconds) * time.Second,
+		RuntimeStatusTimeout:  min(o.runtimeRequestTimeout, 5*time.Second),
+	}, client, runtime, machine, clock.RealClock{})
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := server.New(server.Config{
+		Address:        o.address,
+		Port:           o.port,
+		TLSCertFile:    o.tlsCertFile,
+		TLSKeyFile:     o.tlsPrivateKeyFile,
+		ClientCAFile:   o.clientCAFile,
+		HealthzAddress: o.healthzBindAddress,
+		HealthzPort:    o.healthzPort,
+		Gatherer:       registry,
+	}, server.Check{Name: "ping", Check: func() error { return nil }})
+
+	// Any component failing stops the others: a half-running agent would
+	// look healthy to the control plane while doing nothing.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errsMu   sync.Mutex
+		firstErr error
+	)
+	runPart := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil {
+				errsMu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("%s: %w", name, err)
+				}
+				errsMu.Unlock()
+			}
+			cancel()
+		})
+	}
+	runPart("server", srv.Run)
+	runPart("node", nodes.Run)
+	wg.Wait()
+	return firstErr
+}
+
+// connectRuntime connects to the CRI runtime, waiting for it to answer: an
+// agent started before its runtime (at boot, or while containerd restarts)
+// waits instead of exiting.
+func connectRuntime(ctx context.Context, endpoint string, timeout time.Duration) (internalapi.RuntimeService, error) {
+	logger := klog.FromContext(ctx)
+	var rs internalapi.RuntimeService
+	err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: 1 << 30},
+		func(ctx context.Context) (bool, error) {
+			var err error
+			rs, err = remote.NewRemoteRuntimeServiceBuilder().
+				WithEndpoint(endpoint).
+				WithConnectionTimeout(timeout).
+				Build(ctx)
+			if err != nil {
+				logger.Info("Waiting for the container runtime", "endpoint", endpoint, "err", err)
+				return false, nil
+			}
+			return true, nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("connect to container runtime %s: %w", endpoint, err)
+	}
+	logger.Info("Connected to the container runtime", "endpoint", endpoint)
+	return rs, nil
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+)
+
+// options are the agent's command-line flags. Names, meanings and defaults
+// follow the kubelet's wherever the kubelet has the same flag, so operators
+// can carry their habits and scripts over.
+type options struct {
+	kubeconfig               string
+	hostnameOverride         string
+	nodeName                 string
+	nodeIP                   string
+	nodeLabels               map[string]string
+	containerRuntimeEndpoint string
+	runtimeRequestTimeout    time.Duration
+	rootDir                  string
+	podLogsDir               string
+	address                  string
+	port                     int
+	healthzBindAddress       string
+	healthzPort              int
+	tlsCertFile              string
+	tlsPrivateKeyFile        string
+	clientCAFile             string
+	maxPods                  int64
+	nodeStatusUpdateFreq     time.Duration
+	nodeStatusReportFreq     time.Duration
+	nodeLeaseDurationSeconds int32
+}
+
+func defaultOptions() *options {
+	return &options{
+		containerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
+		runtimeRequestTimeout:    2 * time.Minute,
+		rootDir:                  "/var/lib/ephemeral-agent",
+		podLogsDir:               "/var/log/pods",
+		address:                  "0.0.0.0",
+		port:                     10250,
+		healthzBindAddress:       "127.0.0.1",
+		healthzPort:              10248,
+		maxPods:                  110,
+		nodeStatusUpdateFreq:     10 * time.Second,
+		nodeStatusReportFreq:     5 * time.Minute,
+		nodeLeaseDurationSeconds: 40,
+	}
+}
+
+func (o *options) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig file with the node's credentials for the API server.")
+	fs.StringVar(&o.hostnameOverride, "hostname-override", o.hostnameOverride, "If non-empty, use this string as the node's hostname (and its name, unless --node-name is given) instead of the machine's.")
+	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "Name of the Node object to register. Defaults to the hostname.")
+	fs.StringVar(&o.nodeIP, "node-ip", o.nodeIP, "IP address of the node, reported as its InternalIP; the API server reaches the agent there. Defaults to the first non-loopback IPv4 address.")
+	fs.StringToStringVar(&o.nodeLabels, "node-labels", o.nodeLabels, "Labels to add when registering the node, as key=value pairs separated by ','.")
+	fs.StringVar(&o.containerRuntimeEndpoint, "container-runtime-endpoint", o.containerRuntimeEndpoint, "The endpoint of the CRI runtime service, e.g. unix:///run/containerd/containerd.sock.")
+	fs.DurationVar(&o.runtimeRequestTimeout, "runtime-request-timeout", o.runtimeRequestTimeout, "Timeout of CRI requests, except long-running ones (pull, logs, exec, attach).")
+	fs.StringVar(&o.rootDir, "root-dir", o.rootDir, "Directory for the agent's files (durable records, volumes).")
+	fs.StringVar(&o.podLogsDir, "pod-logs-dir", o.podLogsDir, "Directory under which container logs are written, one NAMESPACE_NAME_UID directory per pod.")
+	fs.StringVar(&o.address, "address", o.address, "IP address the agent API listens on (0.0.0.0 for all interfaces).")
+	fs.IntVar(&o.port, "port", o.port, "Port of the agent API (TLS).")
+	fs.StringVar(&o.healthzBindAddress, "healthz-bind-address", o.healthzBindAddress, "IP address of the plain-HTTP healthz server.")
+	fs.IntVar(&o.healthzPort, "healthz-port", o.healthzPort, "Port of the plain-HTTP healthz server; 0 disables it.")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", o.tlsCertFile, "File holding the x509 serving certificate of the agent API.")
+	fs.StringVar(&o.tlsPrivateKeyFile, "tls-private-key-file", o.tlsPrivateKeyFile, "File holding the private key of --tls-cert-file.")
+	fs.StringVar(&o.clientCAFile, "client-ca-file", o.clientCAFile, "CA bundle that signs the client certificates allowed to call the agent API.")
+	fs.Int64Var(&o.maxPods, "max-pods", o.maxPods, "Number of pods the node reports it can run.")
+	fs.DurationVar(&o.nodeStatusUpdateFreq, "node-status-update-frequency", o.nodeStatusUpdateFreq, "How often the agent checks the runtime and posts a changed node status.")
+	fs.DurationVar(&o.nodeStatusReportFreq, "node-status-report-frequency", o.nodeStatusReportFreq, "Longest time between two node status posts when nothing changed.")
+	fs.Int32Var(&o.nodeLeaseDurationSeconds, "node-lease-duration-seconds", o.nodeLeaseDurationSeconds, "Duration of the node Lease; it is renewed every quarter of it.")
+
+	// klog's own flags (-v, --vmodule, ...), as every Kubernetes component has.
+	gofs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(gofs)
+	fs.AddGoFlagSet(gofs)
+}
+
+// complete fills the defaults that depend on the machine.
+func (o *options) complete() error {
+	if o.hostnameOverride == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("get hostname: %w", err)
+		}
+		o.hostnameOverride = h
+	}
+	o.hostnameOverride = strings.ToLower(strings.TrimSpace(o.hostnameOverride))
+	if o.nodeName == "" {
+		o.nodeName = o.hostnameOverride
+	}
+	if o.nodeIP == "" {
+		ip, err := firstIPv4()
+		if err != nil {
+			return err
+		}
+		o.nodeIP = ip.String()
+	}
+	return nil
+}
+
+// validate reports every bad flag at once, so one run tells the operator
+// all that is wrong.
+func (o *options) validate() error {
+	var errs []error
+	if o.kubeconfig == "" {
+		errs = append(errs, errors.New("--kubeconfig is required"))
+	}
+	if o.nodeName == "" {
+		errs = append(errs, errors.New("--node-name must not be empty"))
+	}
+	if net.ParseIP(o.nodeIP) == nil {
+		errs = append(errs, fmt.Errorf("--node-ip %q is not an IP address", o.nodeIP))
+	}
+	if net.ParseIP(o.address) == nil {
+		errs = append(errs, fmt.Errorf("--address %q is not an IP address", o.address))
+	}
+	if o.port < 1 || o.port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d is not a valid port", o.port))
+	}
+	if o.healthzPort < 0 || o.healthzPort > 65535 {
+		errs = append(errs, fmt.Errorf("--healthz-port %d is not a valid port", o.healthzPort))
+	}
+	if o.tlsCertFile == "" || o.tlsPrivateKeyFile == "" {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file are required"))
+	}
+	if !strings.HasPrefix(o.containerRuntimeEndpoint, "unix://") {
+		errs = append(errs, fmt.Errorf("--container-runtime-endpoint %q must be a unix:// endpoint", o.containerRuntimeEndpoint))
+	}
+	for name, d := range map[string]time.Duration{
+		"--runtime-request-timeout":      o.runtimeRequestTimeout,
+		"--node-status-update-frequency": o.nodeStatusUpdateFreq,
+		"--node-status-report-frequency": o.nodeStatusReportFreq,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if o.nodeLeaseDurationSeconds <= 0 {
+		errs = append(errs, fmt.Errorf("--node-lease-duration-seconds must be positive, got %d", o.nodeLeaseDurationSeconds))
+	}
+	if o.maxPods <= 0 {
+		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", o.maxPods))
+	}
+	return errors.Join(errs...)
+}
+
+func firstIPv4() (net.IP, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list interface addresses for --node-ip: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP, nil
+		}
+	}
+	return nil, errors.New("no non-loopback IPv4 address found: set --node-ip")
+}

@@ -1,0 +1,509 @@
+#!/usr/bin/env bash
+# Runs a single-node cluster of real components on this machine: a private
+# containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a
+# local image registry and ephemeral-agent as the node.
+#
+# Usage: hack/cluster.sh COMMAND [--instance local|e2e] [--fresh] [--no-agent]
+#   up                 start what is not running (idempotent); --fresh wipes
+#                      etcd and every CRI pod first; --no-agent leaves the
+#                      node agent to the caller (the e2e suite starts its own)
+#   down               stop everything, remove CRI pods, unmount, clean up
+#   status             show which components run
+#   start COMPONENT    start one component (e.g. containerd), used by e2e tests
+#   stop COMPONENT     stop one component
+#
+# Two instances can run side by side: "local" for make run and "e2e" for
+# make test. Each has fixed ports and fixed state paths outside the checkout,
+# so a fresh clone finds and cleans what a killed earlier run left behind.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+instance=local fresh=false with_agent=true
+cmd=${1:-}; shift || true
+arg=""
+while (($#)); do
+	case $1 in
+	--instance) instance=$2; shift ;;
+	--fresh) fresh=true ;;
+	--no-agent) with_agent=false ;;
+	-*) die "unknown flag $1" ;;
+	*) arg=$1 ;;
+	esac
+	shift
+done
+
+case $instance in
+local)
+	port_base=0 node_name=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')}
+	pod_subnet=10.88.1.0/24 service_cidr=10.96.0.0/16
+	;;
+e2e)
+	port_base=10000 node_name=${NODE_NAME:-ea-e2e-node}
+	pod_subnet=10.88.2.0/24 service_cidr=10.97.0.0/16
+	;;
+*) die "unknown instance $instance (local or e2e)" ;;
+esac
+
+STATE=/var/lib/ephemeral-agent/$instance
+RUN=/run/ephemeral-agent/$instance
+CERTS=$STATE/pki
+LOGS=$STATE/logs
+OUT=$EA_OUTPUT/$instance
+SOCK=$RUN/containerd.sock
+ETCD_PORT=$((2379 + port_base)) ETCD_PEER_PORT=$((2380 + port_base))
+APISERVER_PORT=$((6443 + port_base))
+KCM_PORT=$((10257 + port_base)) SCHEDULER_PORT=$((10259 + port_base))
+AGENT_PORT=$((10250 + port_base)) HEALTHZ_PORT=$((10248 + port_base))
+REGISTRY_PORT=$((5000 + port_base / 10000))
+BRIDGE=eabr-$instance
+KUBECTL=$EA_BIN/kubectl
+CRICTL="$EA_BIN/crictl --runtime-endpoint unix://$SOCK --image-endpoint unix://$SOCK --timeout 30s"
+
+mkdir -p "$STATE" "$RUN" "$LOGS" "$OUT"
+
+# --- process helpers ------------------------------------------------------
+
+pidfile() { echo "$RUN/$1.pid"; }
+
+running() {
+	local pid
+	pid=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	# A pid may be reused after a reboot or kill: trust it only when the
+	# process still runs the binary we started.
+	grep -qF "$2" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# start_bg NAME CMD... runs CMD detached in its own session, logging to LOGS.
+start_bg() {
+	local name=$1; shift
+	log "starting $name (log: $LOGS/$name.log)"
+	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+	echo $! >"$(pidfile "$name")"
+}
+
+stop_bg() {
+	local name=$1 pid i
+	pid=$(cat "$(pidfile "$name")" 2>/dev/null) || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		log "stopping $name"
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$(pidfile "$name")"
+}
+
+wait_for() {
+	local what=$1 timeout=$2 i; shift 2
+	for ((i = 0; i < timeout * 5; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	die "$what did not come up within ${timeout}s"
+}
+
+# Kills processes left by an earlier run whose pidfiles are gone: every
+# process this script starts names a path of its instance on its command line.
+kill_strays() {
+	local pat=$1
+	pkill -KILL -f -- "$pat" 2>/dev/null || true
+}
+
+unmount_under() {
+	local dir
+	for dir in "$@"; do
+		awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+			while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	done
+}
+
+# --- certificates and kubeconfigs ----------------------------------------
+
+sign() { # sign NAME SUBJECT EXTENSIONS
+	local name=$1 subj=$2 ext=$3
+	[[ -f $CERTS/$name.crt ]] && return
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$CERTS/$name.key" -subj "$subj" -out "$CERTS/$name.csr" 2>/dev/null
+	openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/ca.crt" -CAkey "$CERTS/ca.key" \
+		-CAcreateserial -days 3650 -out "$CERTS/$name.crt" \
+		-extfile <(printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" "$ext") 2>/dev/null
+	rm -f "$CERTS/$name.csr"
+}
+
+kubeconfig() { # kubeconfig NAME USER
+	cat >"$CERTS/$1.kubeconfig" <<-EOF
+		apiVersion: v1
+		kind: Config
+		clusters:
+		- name: $instance
+		  cluster:
+		    server: https://127.0.0.1:$APISERVER_PORT
+		    certificate-authority: $CERTS/ca.crt
+		users:
+		- name: $2
+		  user:
+		    client-certificate: $CERTS/$1.crt
+		    client-key: $CERTS/$1.key
+		contexts:
+		- name: $instance
+		  context: {cluster: $instance, user: $2}
+		current-context: $instance
+	EOF
+}
+
+gen_certs() {
+	mkdir -p "$CERTS"
+	# The node's client certificate names the node: regenerate all when the
+	# node name changed so the Node authorizer lets the agent act as itself.
+	if [[ -f $CERTS/node-name && $(cat "$CERTS/node-name") != "$node_name" ]]; then
+		rm -f "$CERTS"/*
+	fi
+	if [[ ! -f $CERTS/ca.crt ]]; then
+		log "generating certificates in $CERTS"
+		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$CERTS/ca.key" -subj "/CN=ephemeral-agent-$instance-ca" -days 3650 \
+			-out "$CERTS/ca.crt" 2>/dev/null
+	fi
+	local client="extendedKeyUsage=clientAuth" server="extendedKeyUsage=serverAuth"
+	sign admin "/O=system:masters/CN=admin" "$client"
+	sign node "/O=system:nodes/CN=system:node:$node_name" "$client"
+	sign controller-manager "/CN=system:kube-controller-manager" "$client"
+	sign scheduler "/CN=system:kube-scheduler" "$client"
+	sign apiserver-kubelet-client "/O=ephemeral-agent:apiserver-kubelet-clients/CN=kube-apiserver-kubelet-client" "$client"
+	local svc_ip=${service_cidr%/*}
+	svc_ip=${svc_ip%.*}.1 # the first address: the kubernetes Service's ClusterIP
+	sign apiserver "/CN=kube-apiserver" "$server
+subjectAltName=IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+	sign agent "/CN=$node_name" "$server
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:$node_name"
+	if [[ ! -f $CERTS/sa.key ]]; then
+		openssl genrsa -out "$CERTS/sa.key" 2048 2>/dev/null
+		openssl rsa -in "$CERTS/sa.key" -pubout -out "$CERTS/sa.pub" 2>/dev/null
+	fi
+	kubeconfig admin admin
+	kubeconfig node "system:node:$node_name"
+	kubeconfig controller-manager system:kube-controller-manager
+	kubeconfig scheduler system:kube-scheduler
+	echo "$node_name" >"$CERTS/node-name"
+}
+
+# --- containerd -----------------------------------------------------------
+
+write_containerd_config() {
+	mkdir -p "$STATE/cni/net.d" "$STATE/containerd"
+	cat >"$STATE/cni/net.d/10-ephemeral-agent.conflist" <<-EOF
+		{
+		  "cniVersion": "0.4.0",
+		  "name": "ea-$instance",
+		  "plugins": [
+		    {
+		      "type": "bridge",
+		      "bridge": "$BRIDGE",
+		      "isGateway": true,
+		      "ipMasq": false,
+		      "hairpinMode": true,
+		      "ipam": {
+		        "type": "host-local",
+		        "dataDir": "$STATE/cni/ipam",
+		        "ranges": [[{"subnet": "$pod_subnet"}]],
+		        "routes": [{"dst": "0.0.0.0/0"}]
+		      }
+		    },
+		    {"type": "portmap", "capabilities": {"portMappings": true}}
+		  ]
+		}
+	EOF
+	cat >"$STATE/containerd/config.toml" <<-EOF
+		version = 2
+		root = "$STATE/containerd"
+		state = "$RUN/containerd"
+		[grpc]
+		  address = "$SOCK"
+		[ttrpc]
+		  address = "$SOCK.ttrpc"
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$STATE/containerd/opt"
+		[plugins."io.containerd.grpc.v1.cri"]
+		  sandbox_image = "localhost/pause:test"
+		  # This machine lacks CAP_SYS_RESOURCE: without it runc fails every start.
+		  restrict_oom_score_adj = true
+		  stream_server_address = "127.0.0.1"
+		  stream_server_port = "0"
+		  [plugins."io.containerd.grpc.v1.cri".containerd]
+		    snapshotter = "overlayfs"
+		    default_runtime_name = "runc"
+		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+		      runtime_type = "io.containerd.runc.v2"
+		  [plugins."io.containerd.grpc.v1.cri".cni]
+		    bin_dir = "/usr/lib/cni"
+		    conf_dir = "$STATE/cni/net.d"
+	EOF
+}
+
+start_containerd() {
+	running containerd "$STATE/containerd/config.toml" && return
+	write_containerd_config
+	rm -f "$SOCK" "$SOCK.ttrpc"
+	start_bg containerd containerd --config "$STATE/containerd/config.toml"
+	wait_for containerd 30 $CRICTL info
+}
+
+stop_containerd() {
+	stop_bg containerd
+	kill_strays "containerd --config $STATE/containerd/config.toml"
+	# Shims outlive containerd by design; they serve no one once it is gone.
+	kill_strays "containerd-shim-runc-v2 -namespace k8s.io -address $SOCK"
+	unmount_under "$RUN/containerd" "$STATE/containerd"
+}
+
+# Removes every pod sandbox (and so its containers, netns and mounts) through
+# CRI, so nothing of an earlier run survives into this one.
+remove_all_pods() {
+	local pods
+	pods=$($CRICTL pods -q 2>/dev/null) || return 0
+	[[ -n $pods ]] || return 0
+	log "removing $(wc -w <<<"$pods") CRI pod sandbox(es) left from an earlier run"
+	$CRICTL stopp $pods >/dev/null 2>&1 || true
+	$CRICTL rmp -f $pods >/dev/null 2>&1 || true
+}
+
+import_images() {
+	local img name
+	"$EA_ROOT/hack/build-images.sh"
+	for img in "$EA_OUTPUT"/images/*.tar; do
+		name=localhost/$(basename "$img" .tar):test
+		# Importing an unchanged archive is cheap but not free; compare digests.
+		local want have
+		want=$(sha256sum "$img" | cut -c1-64)
+		have=$(cat "$STATE/images/$(basename "$img").sha256" 2>/dev/null || true)
+		if [[ $want != "$have" ]] || ! $CRICTL inspecti "$name" >/dev/null 2>&1; then
+			log "importing $name"
+			ctr -n k8s.io --address "$SOCK" images import "$img" >/dev/null
+			mkdir -p "$STATE/images"
+			echo "$want" >"$STATE/images/$(basename "$img").sha256"
+		fi
+	done
+}
+
+# --- registry -------------------------------------------------------------
+
+start_registry() {
+	"$EA_ROOT/hack/registry.sh" start "$STATE/registry" "$REGISTRY_PORT"
+	"$EA_ROOT/hack/registry.sh" push "$SOCK" "$REGISTRY_PORT" localhost/busybox:test localhost/distroless-app:test localhost/pause:test
+}
+
+stop_registry() {
+	[[ -d $STATE/registry ]] && "$EA_ROOT/hack/registry.sh" stop "$STATE/registry" || true
+}
+
+# --- etcd and control plane ----------------------------------------------
+
+start_etcd() {
+	running etcd "$STATE/etcd" && return
+	kill_strays "etcd --name ea-$instance"
+	start_bg etcd etcd --name "ea-$instance" --data-dir "$STATE/etcd" \
+		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+		--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+		--initial-cluster "ea-$instance=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn
+	wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+apiserver_ready() {
+	curl -sf --cacert "$CERTS/ca.crt" --cert "$CERTS/admin.crt" --key "$CERTS/admin.key" \
+		"https://127.0.0.1:$APISERVER_PORT/readyz"
+}
+
+start_apiserver() {
+	running kube-apiserver "$CERTS/apiserver.crt" && return
+	start_bg kube-apiserver "$EA_BIN/kube-apiserver" \
+		--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+		--bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+		--advertise-address 127.0.0.1 --endpoint-reconciler-type none \
+		--cert-dir "$STATE/apiserver" \
+		--tls-cert-file "$CERTS/apiserver.crt" --tls-private-key-file "$CERTS/apiserver.key" \
+		--client-ca-file "$CERTS/ca.crt" \
+		--service-account-key-file "$CERTS/sa.pub" --service-account-signing-key-file "$CERTS/sa.key" \
+		--service-account-issuer https://kubernetes.default.svc.cluster.local \
+		--service-cluster-ip-range "$service_cidr" \
+		--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+		--allow-privileged=true \
+		--kubelet-client-certificate "$CERTS/apiserver-kubelet-client.crt" \
+		--kubelet-client-key "$CERTS/apiserver-kubelet-client.key" \
+		--kubelet-certificate-authority "$CERTS/ca.crt" \
+		--kubelet-preferred-address-types InternalIP,Hostname
+	wait_for kube-apiserver 90 apiserver_ready
+	# The API server's identity towards nodes needs the kubelet API, as in kubeadm.
+	"$KUBECTL" --kubeconfig "$CERTS/admin.kubeconfig" apply -f - >/dev/null <<-EOF
+		apiVersion: rbac.authorization.k8s.io/v1
+		kind: ClusterRoleBinding
+		metadata:
+		  name: ephemeral-agent:apiserver-kubelet-client
+		roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}
+		subjects:
+		- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}
+	EOF
+}
+
+start_controller_manager() {
+	running kube-controller-manager "$CERTS/controller-manager.kubeconfig" && return
+	start_bg kube-controller-manager "$EA_BIN/kube-controller-manager" \
+		--kubeconfig "$CERTS/controller-manager.kubeconfig" \
+		--authentication-kubeconfig "$CERTS/controller-manager.kubeconfig" \
+		--authorization-kubeconfig "$CERTS/controller-manager.kubeconfig" \
+		--bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+		--use-service-account-credentials=true \
+		--service-account-private-key-file "$CERTS/sa.key" --root-ca-file "$CERTS/ca.crt" \
+		--cluster-signing-cert-file "$CERTS/ca.crt" --cluster-signing-key-file "$CERTS/ca.key" \
+		--service-cluster-ip-range "$service_cidr"
+	wait_for kube-controller-manager 60 curl -sfk "https://127.0.0.1:$KCM_PORT/healthz"
+}
+
+start_scheduler() {
+	running kube-scheduler "$CERTS/scheduler.kubeconfig" && return
+	start_bg kube-scheduler "$EA_BIN/kube-scheduler" \
+		--kubeconfig "$CERTS/scheduler.kubeconfig" \
+		--authentication-kubeconfig "$CERTS/scheduler.kubeconfig" \
+		--authorization-kubeconfig "$CERTS/scheduler.kubeconfig" \
+		--bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false
+	wait_for kube-scheduler 60 curl -sfk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+}
+
+# --- the node agent -------------------------------------------------------
+
+agent_args() {
+	printf '%s\n' \
+		--kubeconfig "$CERTS/node.kubeconfig" \
+		--node-name "$node_name" --node-ip 127.0.0.1 \
+		--container-runtime-endpoint "unix://$SOCK" \
+		--root-dir "$STATE/agent" --pod-logs-dir "$STATE/pod-logs" \
+		--address 127.0.0.1 --port "$AGENT_PORT" --healthz-port "$HEALTHZ_PORT" \
+		--tls-cert-file "$CERTS/agent.crt" --tls-private-key-file "$CERTS/agent.key" \
+		--client-ca-file "$CERTS/ca.crt"
+}
+
+start_agent() {
+	running ephemeral-agent "$CERTS/node.kubeconfig" && return
+	local args
+	mapfile -t args < <(agent_args)
+	start_bg ephemeral-agent "$EA_BIN/ephemeral-agent" "${args[@]}" --v 2
+	wait_for "node $node_name Ready" 60 node_ready
+}
+
+node_ready() {
+	[[ $("$KUBECTL" --kubeconfig "$CERTS/admin.kubeconfig" get node "$node_name" \
+		-o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
+}
+
+write_env() {
+	local args
+	args=$(agent_args | tr '\n' ' ')
+	cat >"$OUT/env" <<-EOF
+		# Written by hack/cluster.sh for the "$instance" environment: source it.
+		export KUBECONFIG=$CERTS/admin.kubeconfig
+		export CONTAINER_RUNTIME_ENDPOINT=unix://$SOCK
+		export IMAGE_SERVICE_ENDPOINT=unix://$SOCK
+		export NODE_NAME=$node_name
+		export PATH=$EA_BIN:\$PATH
+		export EA_INSTANCE=$instance
+		export EA_CLUSTER_SCRIPT=$EA_ROOT/hack/cluster.sh
+		export EA_AGENT_BINARY=$EA_BIN/ephemeral-agent
+		export EA_AGENT_ARGS="$args"
+		export EA_AGENT_HEALTHZ_PORT=$HEALTHZ_PORT
+		export EA_AGENT_PORT=$AGENT_PORT
+		export EA_CERT_DIR=$CERTS
+		export EA_LOG_DIR=$LOGS
+		export EA_REGISTRY=127.0.0.1:$REGISTRY_PORT
+	EOF
+}
+
+# --- network leftovers ----------------------------------------------------
+
+clean_network() {
+	ip link del "$BRIDGE" 2>/dev/null || true
+	rm -rf "$STATE/cni/ipam"
+}
+
+# --- commands -------------------------------------------------------------
+
+up() {
+	[[ -x $EA_BIN/kube-apiserver && -x $EA_BIN/crictl ]] || die "run make deps control-plane first"
+	gen_certs
+	if $fresh; then
+		stop_agent_and_control_plane
+		rm -rf "$STATE/etcd"
+	fi
+	start_containerd
+	if $fresh || ! running ephemeral-agent "$CERTS/node.kubeconfig"; then
+		# Without an agent nothing owns the CRI pods: they are an earlier run's.
+		remove_all_pods
+	fi
+	import_images
+	start_registry
+	start_etcd
+	start_apiserver
+	start_controller_manager
+	start_scheduler
+	write_env
+	if $with_agent; then
+		start_agent
+	fi
+	log "environment \"$instance\" is up; source $OUT/env"
+}
+
+stop_agent_and_control_plane() {
+	local c
+	for c in ephemeral-agent kube-scheduler kube-controller-manager kube-apiserver etcd; do
+		stop_bg "$c"
+	done
+	kill_strays "$CERTS/"
+	kill_strays "etcd --name ea-$instance"
+}
+
+down() {
+	stop_agent_and_control_plane
+	if [[ -f $STATE/containerd/config.toml ]]; then
+		if ! running containerd "$STATE/containerd/config.toml"; then
+			# containerd must run to tear down what it set up (netns, mounts).
+			start_containerd || true
+		fi
+		remove_all_pods
+	fi
+	stop_containerd
+	stop_registry
+	clean_network
+	unmount_under "$RUN" "$STATE"
+	log "environment \"$instance\" is down"
+}
+
+status() {
+	local c
+	for c in containerd etcd kube-apiserver kube-controller-manager kube-scheduler ephemeral-agent; do
+		if [[ -f $(pidfile "$c") ]] && kill -0 "$(cat "$(pidfile "$c")")" 2>/dev/null; then
+			echo "$c: running (pid $(cat "$(pidfile "$c")"))"
+		else
+			echo "$c: stopped"
+		fi
+	done
+}
+
+case $cmd in
+up) up ;;
+down) down ;;
+status) status ;;
+start)
+	case $arg in
+	containerd) start_containerd ;;
+	ephemeral-agent) start_agent ;;
+	*) die "start: unknown component $arg" ;;
+	esac
+	;;
+stop)
+	case $arg in
+	containerd) stop_bg containerd ;; # shims and containers stay, as after a crash
+	ephemeral-agent) stop_bg ephemeral-agent ;;
+	*) die "stop: unknown component $arg" ;;
+	esac
+	;;
+*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

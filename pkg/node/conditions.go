@@ -1,0 +1,124 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RuntimeHealth is what one CRI Status call told about the runtime: either
+// the response or the error that prevented one.
+type RuntimeHealth struct {
+	Status *runtimeapi.RuntimeStatus
+	Err    error
+}
+
+// problems lists, in the kubelet's words, why the node cannot run pods; an
+// empty list means the runtime and its network are ready.
+func (h RuntimeHealth) problems() []string {
+	if h.Err != nil {
+		return []string{fmt.Sprintf("container runtime is down: %v", h.Err)}
+	}
+	if h.Status == nil {
+		return []string{"container runtime status check may not have completed yet"}
+	}
+	var out []string
+	for _, want := range []struct{ typ, what string }{
+		{runtimeapi.RuntimeReady, "container runtime not ready"},
+		{runtimeapi.NetworkReady, "container runtime network not ready"},
+	} {
+		c := findRuntimeCondition(h.Status, want.typ)
+		switch {
+		case c == nil:
+			out = append(out, fmt.Sprintf("%s: %s is not reported", want.what, want.typ))
+		case !c.Status:
+			out = append(out, fmt.Sprintf("%s: %s=false reason:%s message:%s", want.what, want.typ, c.Reason, c.Message))
+		}
+	}
+	return out
+}
+
+func findRuntimeCondition(s *runtimeapi.RuntimeStatus, typ string) *runtimeapi.RuntimeCondition {
+	for _, c := range s.GetConditions() {
+		if c.GetType() == typ {
+			return c
+		}
+	}
+	return nil
+}
+
+// Ready reports whether the runtime can run pods.
+func (h RuntimeHealth) Ready() bool { return len(h.problems()) == 0 }
+
+// desiredConditions returns the node conditions for the observed runtime
+// health, with no timestamps: mergeConditions adds those.
+func desiredConditions(h RuntimeHealth) []v1.NodeCondition {
+	ready := v1.NodeCondition{
+		Type:    v1.NodeReady,
+		Status:  v1.ConditionTrue,
+		Reason:  "KubeletReady",
+		Message: "kubelet is posting ready status",
+	}
+	if p := h.problems(); len(p) > 0 {
+		ready.Status = v1.ConditionFalse
+		ready.Reason = "KubeletNotReady"
+		ready.Message = strings.Join(p, ", ")
+	}
+	// The agent runs no eviction manager, so it never claims pressure; the
+	// conditions are still reported because schedulers and tools expect them.
+	return []v1.NodeCondition{
+		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
+		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
+		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
+		ready,
+	}
+}
+
+// mergeConditions returns the conditions to report at now: want's contents,
+// LastHeartbeatTime now, and LastTransitionTime kept from old unless the
+// status flipped. Conditions of other types in old (set by other components)
+// are kept as they are.
+func mergeConditions(old []v1.NodeCondition, want []v1.NodeCondition, now metav1.Time) []v1.NodeCondition {
+	out := make([]v1.NodeCondition, 0, len(old)+len(want))
+	wanted := make(map[v1.NodeConditionType]bool, len(want))
+	for _, w := range want {
+		wanted[w.Type] = true
+		w.LastHeartbeatTime = now
+		w.LastTransitionTime = now
+		if o := findCondition(old, w.Type); o != nil && o.Status == w.Status {
+			w.LastTransitionTime = o.LastTransitionTime
+		}
+		out = append(out, w)
+	}
+	for _, o := range old {
+		if !wanted[o.Type] {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// conditionsChanged reports whether want says something that reported does
+// not, ignoring timestamps: only then is a status patch worth sending before
+// the report interval.
+func conditionsChanged(reported, want []v1.NodeCondition) bool {
+	for _, w := range want {
+		r := findCondition(reported, w.Type)
+		if r == nil || r.Status != w.Status || r.Reason != w.Reason || r.Message != w.Message {
+			return true
+		}
+	}
+	return false
+}
+
+func findCondition(cs []v1.NodeCondition, typ v1.NodeConditionType) *v1.NodeCondition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
+}

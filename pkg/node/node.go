@@ -1,0 +1,288 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	goruntime "runtime"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Runtime is the part of the CRI runtime service the node controller needs.
+type Runtime interface {
+	Version(ctx context.Context, apiVersion string) (*runtimeapi.VersionResponse, error)
+	Status(ctx context.Context, verbose bool) (*runtimeapi.StatusResponse, error)
+}
+
+// Config says which Node to register and how often to report on it.
+type Config struct {
+	// NodeName is the Node object's name.
+	NodeName string
+	// Hostname is reported as the Hostname address and the
+	// kubernetes.io/hostname label.
+	Hostname string
+	// NodeIP is reported as the InternalIP address; the API server reaches
+	// the agent's API there.
+	NodeIP net.IP
+	// Port is the agent's API port, reported in status.daemonEndpoints.
+	Port int32
+	// AgentVersion is reported as status.nodeInfo.kubeletVersion.
+	AgentVersion string
+	// Labels are added to the Node at registration, beside the kubelet's
+	// well-known ones.
+	Labels map[string]string
+	// StatusUpdateFrequency is how often the runtime's health is checked and
+	// a changed status sent.
+	StatusUpdateFrequency time.Duration
+	// StatusReportFrequency is the longest time between two status patches
+	// when nothing changes. The Lease carries the heartbeat meanwhile.
+	StatusReportFrequency time.Duration
+	// LeaseDuration is the node Lease's duration; it is renewed every
+	// quarter of it, as the kubelet does.
+	LeaseDuration time.Duration
+	// RuntimeStatusTimeout bounds one CRI Status call.
+	RuntimeStatusTimeout time.Duration
+}
+
+// Controller registers the Node and keeps its status and Lease current.
+type Controller struct {
+	cfg     Config
+	client  kubernetes.Interface
+	runtime Runtime
+	machine MachineInfo
+	clock   clock.Clock
+
+	mu         sync.Mutex
+	health     RuntimeHealth
+	lastReport time.Time
+	reported   []v1.NodeCondition
+	runtimeVer string
+}
+
+// NewController returns a Controller for cfg. It does nothing until Run.
+func NewController(cfg Config, client kubernetes.Interface, runtime Runtime, machine MachineInfo, clk clock.Clock) *Controller {
+	return &Controller{cfg: cfg, client: client, runtime: runtime, machine: machine, clock: clk}
+}
+
+// RuntimeHealth returns the runtime's health as last observed.
+func (c *Controller) RuntimeHealth() RuntimeHealth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.health
+}
+
+// Run registers the Node, retrying until it succeeds, then keeps its status
+// and Lease current until ctx ends. It returns nil when ctx ends and an
+// error only when the node cannot be registered at all.
+func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithValues("node", c.cfg.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+
+	c.observeRuntime(ctx)
+	err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Cap: 7 * time.Second, Steps: 1 << 30},
+		func(ctx context.Context) (bool, error) {
+			if err := c.register(ctx); err != nil {
+				logger.Error(err, "Unable to register node with API server")
+				return false, nil
+			}
+			return true, nil
+		})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("register node %s: %w", c.cfg.NodeName, err)
+	}
+	logger.Info("Registered node")
+
+	var wg sync.WaitGroup
+	wg.Go(func() { c.newLeaseController(ctx).Run(ctx) })
+	wg.Go(func() {
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
+			c.observeRuntime(ctx)
+			if err := c.syncStatus(ctx); err != nil {
+				logger.Error(err, "Error updating node status, will retry")
+			}
+		}, c.cfg.StatusUpdateFrequency)
+	})
+	wg.Wait()
+	return nil
+}
+
+// observeRuntime asks the runtime for its health and version and remembers
+// both for the next status.
+func (c *Controller) observeRuntime(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RuntimeStatusTimeout)
+	defer cancel()
+	var h RuntimeHealth
+	resp, err := c.runtime.Status(ctx, false)
+	if err != nil {
+		h.Err = err
+	} else {
+		h.Status = resp.GetStatus()
+	}
+	var ver string
+	if err == nil {
+		if v, verr := c.runtime.Version(ctx, ""); verr == nil {
+			ver = v.GetRuntimeName() + "://" + v.GetRuntimeVersion()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h.Ready() != c.health.Ready() || (h.Err == nil) != (c.health.Err == nil) {
+		klog.FromContext(ctx).Info("Container runtime health changed", "ready", h.Ready(), "problems", h.problems())
+	}
+	c.health = h
+	if ver != "" {
+		c.runtimeVer = ver
+	}
+}
+
+// register creates the Node, or adopts an existing one of that name (the
+// agent restarted, or the node was registered before): its labels are
+// reconciled and its status is replaced by the next status sync.
+func (c *Controller) register(ctx context.Context) error {
+	want := c.initialNode()
+	created, err := c.client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+	if err == nil {
+		c.resetReport()
+		return c.patchStatus(ctx, created)
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create node: %w", err)
+	}
+	existing, err := c.client.CoreV1().Nodes().Get(ctx, c.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get existing node: %w", err)
+	}
+	missing := map[string]string{}
+	for k, v := range want.Labels {
+		if existing.Labels[k] != v {
+			missing[k] = v
+		}
+	}
+	if len(missing) > 0 {
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": missing}})
+		if err != nil {
+			return fmt.Errorf("marshal label patch: %w", err)
+		}
+		if existing, err = c.client.CoreV1().Nodes().Patch(ctx, c.cfg.NodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("patch node labels: %w", err)
+		}
+	}
+	c.resetReport()
+	return c.patchStatus(ctx, existing)
+}
+
+func (c *Controller) resetReport() {
+	c.mu.Lock()
+	c.reported = nil
+	c.mu.Unlock()
+}
+
+func (c *Controller) initialNode() *v1.Node {
+	labels := map[string]string{
+		v1.LabelHostname:          c.cfg.Hostname,
+		v1.LabelOSStable:          goruntime.GOOS,
+		v1.LabelArchStable:        goruntime.GOARCH,
+		"beta.kubernetes.io/os":   goruntime.GOOS,
+		"beta.kubernetes.io/arch": goruntime.GOARCH,
+	}
+	for k, v := range c.cfg.Labels {
+		labels[k] = v
+	}
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: c.cfg.NodeName, Labels: labels}}
+}
+
+// syncStatus sends the node status when it changed, or when the report
+// interval has passed since the last one.
+func (c *Controller) syncStatus(ctx context.Context) error {
+	c.mu.Lock()
+	want := desiredConditions(c.health)
+	due := c.clock.Since(c.lastReport) >= c.cfg.StatusReportFrequency
+	changed := conditionsChanged(c.reported, want)
+	c.mu.Unlock()
+	if !changed && !due {
+		return nil
+	}
+	node, err := c.client.CoreV1().Nodes().Get(ctx, c.cfg.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// Deleted behind our back: register again, as the kubelet does
+		// after a restart.
+		return c.register(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("get node: %w", err)
+	}
+	return c.patchStatus(ctx, node)
+}
+
+// patchStatus sends the difference between node's status and the one the
+// agent computes now, as a strategic merge patch on the status subresource.
+func (c *Controller) patchStatus(ctx context.Context, node *v1.Node) error {
+	now := metav1.NewTime(c.clock.Now())
+	c.mu.Lock()
+	updated := node.DeepCopy()
+	c.setStatus(&updated.Status, now)
+	c.mu.Unlock()
+
+	oldJSON, err := json.Marshal(node)
+	if err != nil {
+		return fmt.Errorf("marshal node: %w", err)
+	}
+	newJSON, err := json.Marshal(updated)
+	if err != nil {
+		return fmt.Errorf("marshal node: %w", err)
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Node{})
+	if err != nil {
+		return fmt.Errorf("create node status patch: %w", err)
+	}
+	if _, err := c.client.CoreV1().Nodes().PatchStatus(ctx, c.cfg.NodeName, patch); err != nil {
+		return fmt.Errorf("patch node status: %w", err)
+	}
+	c.mu.Lock()
+	c.reported = updated.Status.Conditions
+	c.lastReport = now.Time
+	c.mu.Unlock()
+	klog.FromContext(ctx).V(4).Info("Updated node status", "patch", string(patch))
+	return nil
+}
+
+// setStatus fills s with the agent's view of the node at now. c.mu is held.
+func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
+	s.Capacity = c.machine.Capacity.DeepCopy()
+	// Nothing is reserved for system daemons yet: all of it is allocatable.
+	s.Allocatable = c.machine.Capacity.DeepCopy()
+	s.Addresses = nil
+	if c.cfg.NodeIP != nil {
+		s.Addresses = append(s.Addresses, v1.NodeAddress{Type: v1.NodeInternalIP, Address: c.cfg.NodeIP.String()})
+	}
+	s.Addresses = append(s.Addresses, v1.NodeAddress{Type: v1.NodeHostName, Address: c.cfg.Hostname})
+	s.DaemonEndpoints.KubeletEndpoint.Port = c.cfg.Port
+	s.NodeInfo = v1.NodeSystemInfo{
+		MachineID:               c.machine.MachineID,
+		SystemUUID:              c.machine.SystemUUID,
+		BootID:                  c.machine.BootID,
+		KernelVersion:           c.machine.KernelVersion,
+		OSImage:                 c.machine.OSImage,
+		ContainerRuntimeVersion: c.runtimeVer,
+		KubeletVersion:          c.cfg.AgentVersion,
+		OperatingSystem:         goruntime.GOOS,
+		Architecture:            goruntime.GOARCH,
+	}
+	s.Conditions = mergeConditions(s.Conditions, desiredConditions(c.health), now)
+}

@@ -1,0 +1,239 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2/ktesting"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// fakeRuntime answers Status with a settable health.
+type fakeRuntime struct {
+	mu     sync.Mutex
+	status *runtimeapi.RuntimeStatus
+	err    error
+}
+
+func (f *fakeRuntime) set(s *runtimeapi.RuntimeStatus, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status, f.err = s, err
+}
+
+func (f *fakeRuntime) Version(context.Context, string) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{RuntimeName: "containerd", RuntimeVersion: "1.6.20"}, nil
+}
+
+func (f *fakeRuntime) Status(context.Context, bool) (*runtimeapi.StatusResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &runtimeapi.StatusResponse{Status: f.status}, nil
+}
+
+func testConfig() Config {
+	return Config{
+		NodeName:              "node-a",
+		Hostname:              "host-a",
+		NodeIP:                net.ParseIP("127.0.0.1"),
+		Port:                  10250,
+		AgentVersion:          "v0.1.0",
+		Labels:                map[string]string{"example.com/pool": "debug"},
+		StatusUpdateFrequency: time.Second,
+		StatusReportFrequency: time.Minute,
+		LeaseDuration:         40 * time.Second,
+		RuntimeStatusTimeout:  time.Second,
+	}
+}
+
+var testMachine = MachineInfo{
+	BootID: "boot", KernelVersion: "6.1", OSImage: "Debian",
+	Capacity: v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourcePods: resource.MustParse("110")},
+}
+
+func TestRegisterCreatesNode(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	rt := &fakeRuntime{status: runtimeStatus(true, true)}
+	c := NewController(testConfig(), client, rt, testMachine, clocktesting.NewFakeClock(time.Now()))
+	c.observeRuntime(ctx)
+
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Labels[v1.LabelHostname] != "host-a" || n.Labels["example.com/pool"] != "debug" || n.Labels[v1.LabelOSStable] == "" {
+		t.Errorf("labels = %v", n.Labels)
+	}
+	if r := findCondition(n.Status.Conditions, v1.NodeReady); r == nil || r.Status != v1.ConditionTrue {
+		t.Errorf("Ready = %+v, want True", r)
+	}
+	if n.Status.NodeInfo.ContainerRuntimeVersion != "containerd://1.6.20" || n.Status.NodeInfo.KubeletVersion != "v0.1.0" {
+		t.Errorf("nodeInfo = %+v", n.Status.NodeInfo)
+	}
+	if n.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
+		t.Errorf("daemon port = %d", n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	}
+	if len(n.Status.Addresses) != 2 || n.Status.Addresses[0] != (v1.NodeAddress{Type: v1.NodeInternalIP, Address: "127.0.0.1"}) {
+		t.Errorf("addresses = %v", n.Status.Addresses)
+	}
+	if q := n.Status.Allocatable[v1.ResourcePods]; q.Value() != 110 {
+		t.Errorf("allocatable pods = %v", q)
+	}
+}
+
+func TestRegisterAdoptsExistingNode(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "uid-1", Labels: map[string]string{"keep": "me"}}}
+	client := fake.NewClientset(existing)
+	rt := &fakeRuntime{status: runtimeStatus(true, true)}
+	c := NewController(testConfig(), client, rt, testMachine, clocktesting.NewFakeClock(time.Now()))
+	c.observeRuntime(ctx)
+
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.UID != "uid-1" {
+		t.Errorf("node replaced: uid %s", n.UID)
+	}
+	if n.Labels["keep"] != "me" || n.Labels[v1.LabelHostname] != "host-a" {
+		t.Errorf("labels = %v, want the existing ones plus the agent's", n.Labels)
+	}
+	if r := findCondition(n.Status.Conditions, v1.NodeReady); r == nil || r.Status != v1.ConditionTrue {
+		t.Errorf("Ready = %+v, want True", r)
+	}
+}
+
+func TestSyncStatusFollowsRuntime(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	rt := &fakeRuntime{status: runtimeStatus(true, true)}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := NewController(testConfig(), client, rt, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	patches := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "patch" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	readyOf := func() *v1.NodeCondition {
+		n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return findCondition(n.Status.Conditions, v1.NodeReady)
+	}
+
+	before := patches()
+	clk.Step(time.Second)
+	c.observeRuntime(ctx)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if patches() != before {
+		t.Error("an unchanged status was patched before the report interval")
+	}
+
+	rt.set(nil, errors.New("connection refused"))
+	clk.Step(time.Second)
+	c.observeRuntime(ctx)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := readyOf(); r.Status != v1.ConditionFalse || r.Reason != "KubeletNotReady" {
+		t.Errorf("Ready with the runtime down = %+v", r)
+	}
+
+	rt.set(runtimeStatus(true, true), nil)
+	clk.Step(time.Second)
+	c.observeRuntime(ctx)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := readyOf(); r.Status != v1.ConditionTrue {
+		t.Errorf("Ready after the runtime returned = %+v", r)
+	}
+
+	before = patches()
+	clk.Step(time.Minute)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if patches() != before+1 {
+		t.Error("no status patch after the report interval")
+	}
+}
+
+func TestSyncStatusReregistersDeletedNode(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	rt := &fakeRuntime{status: runtimeStatus(true, true)}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := NewController(testConfig(), client, rt, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.CoreV1().Nodes().Delete(ctx, "node-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Minute)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil {
+		t.Errorf("node not registered again: %v", err)
+	}
+}
+
+func TestLeaseOwnedByNode(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "uid-1"}})
+	c := NewController(testConfig(), client, &fakeRuntime{status: runtimeStatus(true, true)}, testMachine, clocktesting.NewFakeClock(time.Now()))
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { c.newLeaseController(ctx).Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		l, err := client.CoordinationV1().Leases(LeaseNamespace).Get(ctx, "node-a", metav1.GetOptions{})
+		if err == nil {
+			if *l.Spec.HolderIdentity != "node-a" || *l.Spec.LeaseDurationSeconds != 40 {
+				t.Errorf("lease spec = %+v", l.Spec)
+			}
+			if len(l.OwnerReferences) != 1 || l.OwnerReferences[0].UID != "uid-1" || l.OwnerReferences[0].Kind != "Node" {
+				t.Errorf("lease owners = %v", l.OwnerReferences)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("lease not created")
+}

@@ -1,0 +1,170 @@
+// Package e2enode holds the end-to-end tests: they run the real agent binary
+// against the real containerd, etcd and control plane that hack/e2e.sh
+// starts, and observe it through client-go and plain HTTP, as users would.
+package e2enode
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestNodeRegistersReady(t *testing.T) {
+	startAgent(t)
+	node := waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+
+	ready := readyCondition(node)
+	if ready.Reason != "KubeletReady" {
+		t.Errorf("Ready reason = %q, want KubeletReady", ready.Reason)
+	}
+	info := node.Status.NodeInfo
+	if !strings.HasPrefix(info.ContainerRuntimeVersion, "containerd://") {
+		t.Errorf("containerRuntimeVersion = %q, want containerd://...", info.ContainerRuntimeVersion)
+	}
+	if !strings.HasPrefix(info.KubeletVersion, "v") {
+		t.Errorf("kubeletVersion = %q, want the agent's semver version", info.KubeletVersion)
+	}
+	if info.OperatingSystem != "linux" || info.KernelVersion == "" || info.BootID == "" {
+		t.Errorf("nodeInfo incomplete: %+v", info)
+	}
+	if got := node.Status.DaemonEndpoints.KubeletEndpoint.Port; got == 0 || testEnv.agentPort != strconv.Itoa(int(got)) {
+		t.Errorf("daemonEndpoints port = %d, want %s", got, testEnv.agentPort)
+	}
+	var internalIP, hostname bool
+	for _, a := range node.Status.Addresses {
+		internalIP = internalIP || (a.Type == v1.NodeInternalIP && a.Address == "127.0.0.1")
+		hostname = hostname || a.Type == v1.NodeHostName
+	}
+	if !internalIP || !hostname {
+		t.Errorf("addresses = %v, want InternalIP 127.0.0.1 and a Hostname", node.Status.Addresses)
+	}
+	for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourcePods, v1.ResourceEphemeralStorage} {
+		if q, ok := node.Status.Allocatable[r]; !ok || q.IsZero() {
+			t.Errorf("allocatable %s missing or zero: %v", r, node.Status.Allocatable)
+		}
+	}
+	if node.Labels[v1.LabelHostname] == "" || node.Labels[v1.LabelOSStable] != "linux" {
+		t.Errorf("labels = %v, want kubernetes.io/hostname and kubernetes.io/os=linux", node.Labels)
+	}
+}
+
+func TestLeaseRenewed(t *testing.T) {
+	startAgent(t)
+	node := waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+
+	var first metav1.MicroTime
+	waitFor(t, "the node lease", 30*time.Second, func(ctx context.Context) (bool, error) {
+		l, err := client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, testEnv.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != testEnv.nodeName || l.Spec.RenewTime == nil {
+			return false, nil
+		}
+		if len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "Node" || l.OwnerReferences[0].UID != node.UID {
+			t.Errorf("lease owner = %v, want the Node %s (uid %s)", l.OwnerReferences, node.Name, node.UID)
+		}
+		first = *l.Spec.RenewTime
+		return true, nil
+	})
+	waitFor(t, "the node lease to be renewed", 30*time.Second, func(ctx context.Context) (bool, error) {
+		l, err := client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, testEnv.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return l.Spec.RenewTime != nil && l.Spec.RenewTime.After(first.Time), nil
+	})
+}
+
+func TestReadyFollowsRuntime(t *testing.T) {
+	startAgent(t)
+	waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+
+	clusterScript(t, "stop", "containerd")
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			clusterScript(t, "start", "containerd")
+		}
+	})
+	node := waitNodeReady(t, v1.ConditionFalse, 60*time.Second)
+	ready := readyCondition(node)
+	if ready.Reason != "KubeletNotReady" || !strings.Contains(ready.Message, "container runtime is down") {
+		t.Errorf("Ready while containerd is stopped = %s/%q, want KubeletNotReady/\"container runtime is down...\"", ready.Reason, ready.Message)
+	}
+
+	clusterScript(t, "start", "containerd")
+	restarted = true
+	node = waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+	if r := readyCondition(node); r.Reason != "KubeletReady" {
+		t.Errorf("Ready reason after containerd returned = %q, want KubeletReady", r.Reason)
+	}
+}
+
+func TestAgentRestartsCleanly(t *testing.T) {
+	a := startAgent(t)
+	before := waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+	if err := a.stop(15 * time.Second); err != nil {
+		t.Fatalf("agent exit on SIGTERM = %v, want exit code 0", err)
+	}
+
+	startAgent(t)
+	// A status written by the new process: its heartbeat is newer than the
+	// restart.
+	restartedAt := time.Now().Add(-time.Second)
+	waitFor(t, "a status heartbeat from the restarted agent", 60*time.Second, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, testEnv.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		c := readyCondition(n)
+		return c != nil && c.Status == v1.ConditionTrue && c.LastHeartbeatTime.After(restartedAt), nil
+	})
+	after, err := client.CoreV1().Nodes().Get(context.Background(), testEnv.nodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != before.UID {
+		t.Errorf("node was re-created across the restart: uid %s -> %s", before.UID, after.UID)
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	startAgent(t)
+	waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+
+	resp, err := http.Get("http://127.0.0.1:" + testEnv.healthzPort + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+		t.Errorf("loopback /healthz = %d %q, want 200 ok", resp.StatusCode, body)
+	}
+
+	url := "https://127.0.0.1:" + testEnv.agentPort + "/healthz"
+	for _, tc := range []struct {
+		cert string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{"admin", http.StatusOK},
+	} {
+		resp, err := httpsClient(t, tc.cert).Get(url)
+		if err != nil {
+			t.Fatalf("GET %s with cert %q: %v", url, tc.cert, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s with cert %q = %d, want %d", url, tc.cert, resp.StatusCode, tc.want)
+		}
+	}
+}
