@@ -434,8 +434,9 @@ up() {
 		rm -rf "$STATE/etcd"
 	fi
 	start_containerd
-	if $fresh || ! running ephemeral-agent "$CERTS/node.kubeconfig"; then
-		# Without an agent nothing owns the CRI pods: they are an earlier run's.
+	if $fresh; then
+		# containerd, started on the old state, tears down what an earlier
+		# (perhaps killed) run left: netns, mounts, shims.
 		remove_all_pods
 	fi
 	import_images
@@ -452,10 +453,14 @@ up() {
 }
 
 stop_agent_and_control_plane() {
+	stop_bg ephemeral-agent
+	# The control plane has nothing to hand over on the way down: stop it at once.
 	local c
-	for c in ephemeral-agent kube-scheduler kube-controller-manager kube-apiserver etcd; do
-		stop_bg "$c"
+	for c in kube-scheduler kube-controller-manager kube-apiserver; do
+		stop_bg "$c" &
 	done
+	wait
+	stop_bg etcd
 	kill_strays "$CERTS/"
 	kill_strays "etcd --name ea-$instance"
 }

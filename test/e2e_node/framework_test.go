@@ -114,6 +114,7 @@ func startAgent(t *testing.T, extra ...string) *agent {
 		close(a.done)
 	}()
 	t.Logf("started agent pid %d, log %s", cmd.Process.Pid, logPath)
+	startedAt := time.Now()
 	t.Cleanup(func() {
 		a.kill()
 		if t.Failed() {
@@ -122,7 +123,32 @@ func startAgent(t *testing.T, extra ...string) *agent {
 			}
 		}
 	})
+	a.waitUp(startedAt)
 	return a
+}
+
+// waitUp waits until this agent serves healthz and has renewed the node
+// Lease since startedAt: then it has registered, and the node's state is
+// its own rather than an earlier agent's.
+func (a *agent) waitUp(startedAt time.Time) {
+	a.t.Helper()
+	waitFor(a.t, "the agent to serve healthz and renew its lease", 60*time.Second, func(ctx context.Context) (bool, error) {
+		select {
+		case <-a.done:
+			a.t.Fatalf("agent exited during start-up: %v", a.exitErr)
+		default:
+		}
+		resp, err := http.Get("http://127.0.0.1:" + testEnv.healthzPort + "/healthz")
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		l, err := client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, testEnv.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return l.Spec.RenewTime != nil && l.Spec.RenewTime.After(startedAt), nil
+	})
 }
 
 func tail(b []byte, n int) []byte {
