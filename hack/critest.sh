@@ -52,6 +52,12 @@
 # hack/registry.sh push. Without --registry a private one is started in the
 # work dir on a free port and stopped at exit.
 #
+# The run leaves the runtime and the host as it found them: at exit it removes
+# every image record it caused (tags, and the digest and ID records the CRI
+# adds), sandboxes that failed specs left in critest's cri-test-namespace*
+# namespaces (with crictl, from _output/bin or PATH), the 1 MiB shared memory
+# segments that the HostIpc specs create on the host, and its own registry.
+#
 # Result: on success the last line is "critest: N passed, 0 failed, M skipped";
 # otherwise "critest: the container runtime at ENDPOINT is not CRI-conformant:
 # N failed" and the failing specs, exit 1. Full log and JSON report in the
@@ -110,7 +116,7 @@ CRITEST_SKIPS=(
 # ---------------------------------------------------------------------------
 
 usage() {
-	sed -n '4,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -160,9 +166,11 @@ fi
 build_critest() {
 	local out=$1 src tmp
 	log "building critest $CRITEST_VERSION (once, cached in $(dirname "$out"))"
-	src=$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/cri-tools@$CRITEST_VERSION" | jq -r '.Dir // empty')
-	[[ -n "$src" && -d "$src" ]] || die "critest: go mod download sigs.k8s.io/cri-tools@$CRITEST_VERSION failed"
 	tmp=$(mktemp -d)
+	# Outside any module, so that no go.mod or go.sum is touched.
+	src=$(cd "$tmp" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/cri-tools@$CRITEST_VERSION" |
+		jq -r '.Dir // empty')
+	[[ -n "$src" && -d "$src" ]] || die "critest: go mod download sigs.k8s.io/cri-tools@$CRITEST_VERSION failed"
 	cp -r "$src" "$tmp/src"
 	chmod -R u+w "$tmp/src"
 	if ! (cd "$tmp/src" && GOWORK=off GOFLAGS=-mod=mod go test -c -o "$tmp/critest" ./cmd/critest); then
@@ -230,9 +238,10 @@ func main() {
 }
 '
 
+# shellcheck disable=SC2016 # a script for the image, expanded there
 pgrep_sh='#!/bin/sh
 # pgrep PATTERN: pids of the processes whose name matches PATTERN (an ERE).
-# Debian'"'"'s busybox has no pgrep; critest uses `pgrep sleep`.
+# The busybox of Debian has no pgrep; critest runs "pgrep sleep".
 [ $# -eq 1 ] || { echo "usage: pgrep PATTERN" >&2; exit 2; }
 found=1
 for d in /proc/[0-9]*; do
@@ -245,14 +254,17 @@ done
 exit $found
 '
 
+# shellcheck disable=SC2016
 ipcs_sh='#!/bin/sh
 # ipcs -m: the System V shared memory segments of this IPC namespace, read
-# from /proc/sysvipc/shm in util-linux'"'"'s layout. Debian'"'"'s busybox has no ipcs.
+# from /proc/sysvipc/shm in the layout of util-linux. The busybox of Debian
+# has no ipcs.
 [ "${1:-}" = -m ] || { echo "usage: ipcs -m" >&2; exit 2; }
 echo
 echo "------ Shared Memory Segments --------"
 printf "%-10s %-10s %-10s %-10s %-10s %-10s %-12s\n" key shmid owner perms bytes nattch status
-awk "NR > 1 { printf \"0x%08x %-10s %-10s %-10o %-10s %-10s\\n\", \$1, \$2, \$8, \$3, \$4, \$7 }" /proc/sysvipc/shm
+awk "NR > 1 { k = \$1 < 0 ? \$1 + 4294967296 : \$1
+	printf \"0x%08x %-10s %-10s %-10s %-10s %-10s\\n\", k, \$2, \$8, \$3, \$4, \$7 }" /proc/sysvipc/shm
 echo
 '
 
@@ -330,7 +342,7 @@ build_images() {
 	mkdir -p "$tmp/standin"
 	printf '%s' "$standin_go" >"$tmp/standin/main.go"
 	printf 'module critest-standin\n\ngo 1.22\n' >"$tmp/standin/go.mod"
-	(cd "$tmp/standin" && CGO_ENABLED=0 GOWORK=off GOFLAGS= go build -trimpath -buildvcs=false \
+	(cd "$tmp/standin" && CGO_ENABLED=0 GOWORK=off GOFLAGS='' go build -trimpath -buildvcs=false \
 		-ldflags '-s -w' -o "$tmp/standin/standin" .) || die "critest: cannot build the stand-in binary"
 
 	# critest-busybox: our busybox plus pgrep and ipcs.
@@ -401,15 +413,13 @@ else
 fi
 
 # Everything the run adds to the runtime or the host is undone at exit.
-added_images=()
+added_digests=() # manifest digests of the images imported or pushed by this run
 shm_before=""
 cleanup() {
-	local rc=$? img id
+	local rc=$? id
 	set +e
 	remove_test_pods
-	for img in "${added_images[@]}"; do
-		"${ctr[@]}" images rm "$img" >/dev/null 2>&1
-	done
+	remove_images "${added_digests[@]}"
 	# The HostIpc specs create 1 MiB segments on the host with ipcmk and never
 	# remove them.
 	if [[ -n "$shm_before" ]]; then
@@ -433,10 +443,28 @@ remove_test_pods() {
 		"$crictl" -r "$endpoint" rmp -f "$id" >/dev/null 2>&1
 	done
 }
+# remove_images DIGEST...: removes every image record of the runtime whose
+# target is one of the manifest DIGESTs: the names we gave, and the
+# NAME@DIGEST and image ID (sha256:CONFIG) records that the CRI adds on its own
+# when it pulls or sees an image. Then a synchronous garbage collection.
+remove_images() {
+	[[ $# -gt 0 ]] || return 0
+	local names
+	mapfile -t names < <("${ctr[@]}" images ls 2>/dev/null |
+		awk -v d=" $* " 'NR > 1 && index(d, " " $3 " ") { print $1 }')
+	[[ ${#names[@]} -eq 0 ]] || "${ctr[@]}" images rm --sync "${names[@]}" >/dev/null 2>&1 || true
+}
+
+# manifest_digest ARCHIVE: the manifest digest of an OCI archive's image.
+manifest_digest() { tar -xOf "$1" index.json | jq -r '.manifests[0].digest'; }
+
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[[ -z "$own_registry" ]] || "$EA_ROOT/hack/registry.sh" start "$own_registry" "$port"
+if [[ -n "$own_registry" ]]; then
+	"$EA_ROOT/hack/registry.sh" stop "$own_registry" # one left by an aborted run
+	"$EA_ROOT/hack/registry.sh" start "$own_registry" "$port"
+fi
 curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$port/v2/" ||
 	die "critest: no registry answers on 127.0.0.1:$port"
 
@@ -444,12 +472,13 @@ curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$port/v2/" ||
 image_present() { "${ctr[@]}" images ls -q "name==$1" | grep -xF -- "$1" >/dev/null; }
 
 # Images served by the registry: imported, pushed, and removed from the runtime
-# again (also under the registry's name) so that the first spec pulls them.
+# again, blobs included, so that the first spec that needs one really pulls it.
 for i in critest-busybox critest-webserver; do
-	added_images+=("localhost/$i:test" "$registry/$i:test")
+	d=$(manifest_digest "$img_dir/$i.tar")
+	added_digests+=("$d")
 	"${ctr[@]}" images import "$img_dir/$i.tar" >/dev/null
 	"$EA_ROOT/hack/registry.sh" push "$sock" "$port" "localhost/$i:test"
-	"${ctr[@]}" images rm "localhost/$i:test" "$registry/$i:test" >/dev/null 2>&1 || true
+	remove_images "$d"
 done
 # Stand-ins under upstream names, unless the runtime already has the real ones.
 declare -A standins=(
@@ -460,8 +489,8 @@ declare -A standins=(
 )
 for i in "${!standins[@]}"; do
 	image_present "${standins[$i]}" && continue
+	added_digests+=("$(manifest_digest "$img_dir/$i.tar")")
 	"${ctr[@]}" images import "$img_dir/$i.tar" >/dev/null
-	added_images+=("${standins[$i]}")
 done
 
 cat >"$work_dir/test-images.yaml" <<EOF
@@ -516,7 +545,8 @@ if [[ "$failed" -gt 0 || "$critest_rc" -ne 0 ]]; then
 			| .[0:2] | join(": ") | .[0:300])"' \
 		"$work_dir/report.json"
 	[[ "$failed" -gt 0 ]] || echo "  (critest exited $critest_rc; see $work_dir/critest.log)"
-	echo "critest: $passed passed, $failed failed, $skipped skipped in ${elapsed}s (log: $work_dir/critest.log)"
+	log "critest $CRITEST_VERSION took ${elapsed}s; full log: $work_dir/critest.log"
+	echo "critest: $passed passed, $failed failed, $skipped skipped"
 	exit 1
 fi
 log "critest $CRITEST_VERSION: the runtime at $endpoint passed in ${elapsed}s"

@@ -17,6 +17,7 @@ declare -A packages=(
 	[iptables]=iptables
 	[openssl]=openssl
 	[curl]=curl
+	[jq]=jq
 )
 missing=()
 for cmd in "${!packages[@]}"; do
