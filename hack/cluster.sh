@@ -412,6 +412,7 @@ write_env() {
 		export EA_AGENT_HEALTHZ_PORT=$HEALTHZ_PORT
 		export EA_AGENT_PORT=$AGENT_PORT
 		export EA_CERT_DIR=$CERTS
+		export EA_AGENT_ROOT_DIR=$STATE/agent
 		export EA_LOG_DIR=$LOGS
 		export EA_REGISTRY=127.0.0.1:$REGISTRY_PORT
 	EOF

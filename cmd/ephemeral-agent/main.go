@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/server"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
@@ -112,6 +114,11 @@ func run(ctx context.Context, o *options) error {
 		RuntimeStatusTimeout:  min(o.runtimeRequestTimeout, 5*time.Second),
 	}, client, runtime, machine, clock.RealClock{})
 
+	pm, err := newPodMachinery(ctx, o, client, runtime)
+	if err != nil {
+		return err
+	}
+
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := server.New(server.Config{
@@ -123,6 +130,9 @@ func run(ctx context.Context, o *options) error {
 		HealthzAddress: o.healthzBindAddress,
 		HealthzPort:    o.healthzPort,
 		Gatherer:       registry,
+		Handlers: map[string]http.Handler{
+			"/containerLogs/": logs.NewHandler(pm.syncer, runtime),
+		},
 	}, server.Check{Name: "ping", Check: func() error { return nil }})
 
 	// Any component failing stops the others: a half-running agent would
@@ -148,6 +158,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	runPart("server", srv.Run)
 	runPart("node", nodes.Run)
+	runPart("pods", pm.run)
 	wg.Wait()
 	return firstErr
 }

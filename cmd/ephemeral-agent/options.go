@@ -37,6 +37,10 @@ type options struct {
 	nodeStatusUpdateFreq     time.Duration
 	nodeStatusReportFreq     time.Duration
 	nodeLeaseDurationSeconds int32
+	syncFrequency            time.Duration
+	clusterDNS               []string
+	clusterDomain            string
+	resolvConf               string
 }
 
 func defaultOptions() *options {
@@ -53,6 +57,8 @@ func defaultOptions() *options {
 		nodeStatusUpdateFreq:     10 * time.Second,
 		nodeStatusReportFreq:     5 * time.Minute,
 		nodeLeaseDurationSeconds: 40,
+		syncFrequency:            time.Minute,
+		resolvConf:               "/etc/resolv.conf",
 	}
 }
 
@@ -77,6 +83,11 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.nodeStatusUpdateFreq, "node-status-update-frequency", o.nodeStatusUpdateFreq, "How often the agent checks the runtime and posts a changed node status.")
 	fs.DurationVar(&o.nodeStatusReportFreq, "node-status-report-frequency", o.nodeStatusReportFreq, "Longest time between two node status posts when nothing changed.")
 	fs.Int32Var(&o.nodeLeaseDurationSeconds, "node-lease-duration-seconds", o.nodeLeaseDurationSeconds, "Duration of the node Lease; it is renewed every quarter of it.")
+
+	fs.DurationVar(&o.syncFrequency, "sync-frequency", o.syncFrequency, "Longest time between two syncs of a pod when nothing happens (volumes and tokens are refreshed then).")
+	fs.StringSliceVar(&o.clusterDNS, "cluster-dns", o.clusterDNS, "Comma-separated DNS server IPs for pods with dnsPolicy ClusterFirst; without them such pods use the node's resolv.conf.")
+	fs.StringVar(&o.clusterDomain, "cluster-domain", o.clusterDomain, "The cluster's DNS domain, added to pods' search paths.")
+	fs.StringVar(&o.resolvConf, "resolv-conf", o.resolvConf, "Resolver configuration file used as the basis of pods' DNS (dnsPolicy Default).")
 
 	// klog's own flags (-v, --vmodule, ...), as every Kubernetes component has.
 	gofs := flag.NewFlagSet("klog", flag.ContinueOnError)
@@ -139,6 +150,7 @@ func (o *options) validate() error {
 		"--runtime-request-timeout":      o.runtimeRequestTimeout,
 		"--node-status-update-frequency": o.nodeStatusUpdateFreq,
 		"--node-status-report-frequency": o.nodeStatusReportFreq,
+		"--sync-frequency":               o.syncFrequency,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))

@@ -1,5 +1,6 @@
 // Package server serves the agent's HTTP endpoints: the kubelet-style API on
-// the TLS port (only /healthz and /metrics so far) and a plain /healthz on a
+// the TLS port (/healthz, /metrics and the routes it is given, such as
+// /containerLogs/) and a plain /healthz on a
 // loopback port for local probes, as the kubelet does on 10248.
 //
 // Every request on the TLS port must present a client certificate signed by
@@ -48,6 +49,9 @@ type Config struct {
 	HealthzPort    int
 	// Gatherer supplies /metrics; nil serves no metrics.
 	Gatherer prometheus.Gatherer
+	// Handlers are further API routes, by ServeMux pattern (e.g.
+	// "/containerLogs/"), served to authenticated clients like the rest.
+	Handlers map[string]http.Handler
 }
 
 // Server is the agent's HTTP server pair.
@@ -149,6 +153,9 @@ func (s *Server) apiMux() *http.ServeMux {
 	mux.Handle("/healthz", s.healthz())
 	if s.cfg.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	for pattern, h := range s.cfg.Handlers {
+		mux.Handle(pattern, h)
 	}
 	return mux
 }

@@ -1,0 +1,234 @@
+package criconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Labels the kubelet puts on every sandbox and container; CRI list filters
+// select on them, so they are labels rather than annotations.
+const (
+	LabelPodName       = "io.kubernetes.pod.name"
+	LabelPodNamespace  = "io.kubernetes.pod.namespace"
+	LabelPodUID        = "io.kubernetes.pod.uid"
+	LabelContainerName = "io.kubernetes.container.name"
+)
+
+// Annotations the kubelet puts on containers to remember what it needs after
+// a restart, when the pod spec may be gone or changed. The names keep their
+// historical "Label" look because tools (crictl, log collectors) read them.
+const (
+	AnnotationContainerHash             = "io.kubernetes.container.hash"
+	AnnotationRestartCount              = "io.kubernetes.container.restartCount"
+	AnnotationTerminationMessagePath    = "io.kubernetes.container.terminationMessagePath"
+	AnnotationTerminationMessagePolicy  = "io.kubernetes.container.terminationMessagePolicy"
+	AnnotationPodTerminationGracePeriod = "io.kubernetes.pod.terminationGracePeriod"
+	AnnotationPodDeletionGracePeriod    = "io.kubernetes.pod.deletionGracePeriod"
+	// AnnotationPreStopHandler holds the JSON of lifecycle.preStop, so a
+	// container can be stopped properly when its spec is no longer known.
+	AnnotationPreStopHandler = "io.kubernetes.container.preStopHandler"
+	// AnnotationContainerPorts holds the JSON of the container's ports.
+	AnnotationContainerPorts = "io.kubernetes.container.ports"
+	// AnnotationContainerType is the agent's own: the kubelet tells init,
+	// regular and ephemeral containers apart by looking names up in the
+	// spec, which fails once an ephemeral container's name is reused or the
+	// spec is gone, so the agent records the type on the container.
+	AnnotationContainerType = "io.kubernetes.container.type"
+)
+
+// ContainerType says which list of the pod spec a container comes from.
+type ContainerType string
+
+// The values of AnnotationContainerType.
+const (
+	ContainerTypeInit      ContainerType = "init"
+	ContainerTypeRegular   ContainerType = "regular"
+	ContainerTypeEphemeral ContainerType = "ephemeral"
+)
+
+// SandboxLabels returns the labels of pod's sandbox: the pod's own labels
+// plus the pod's name, namespace and UID, which win over pod labels of the
+// same key.
+func SandboxLabels(pod *v1.Pod) map[string]string {
+	l := make(map[string]string, len(pod.Labels)+3)
+	maps.Copy(l, pod.Labels)
+	l[LabelPodName] = pod.Name
+	l[LabelPodNamespace] = pod.Namespace
+	l[LabelPodUID] = string(pod.UID)
+	return l
+}
+
+// SandboxAnnotations returns the annotations of pod's sandbox: the pod's
+// annotations, copied so the config does not alias the pod object.
+func SandboxAnnotations(pod *v1.Pod) map[string]string {
+	return maps.Clone(pod.Annotations)
+}
+
+// ContainerLabels returns the labels of the container named containerName
+// of pod. Pod labels are not copied to containers, as with the kubelet.
+func ContainerLabels(pod *v1.Pod, containerName string) map[string]string {
+	return map[string]string{
+		LabelPodName:       pod.Name,
+		LabelPodNamespace:  pod.Namespace,
+		LabelPodUID:        string(pod.UID),
+		LabelContainerName: containerName,
+	}
+}
+
+// ContainerAnnotations returns the annotations of container c of pod, of
+// type typ, started for the restartCount-th time.
+func ContainerAnnotations(pod *v1.Pod, c *v1.Container, typ ContainerType, restartCount int) map[string]string {
+	a := map[string]string{
+		AnnotationContainerHash:            HashContainer(c),
+		AnnotationRestartCount:             strconv.Itoa(restartCount),
+		AnnotationTerminationMessagePath:   c.TerminationMessagePath,
+		AnnotationTerminationMessagePolicy: string(c.TerminationMessagePolicy),
+		AnnotationContainerType:            string(typ),
+	}
+	if pod.DeletionGracePeriodSeconds != nil {
+		a[AnnotationPodDeletionGracePeriod] = strconv.FormatInt(*pod.DeletionGracePeriodSeconds, 10)
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		a[AnnotationPodTerminationGracePeriod] = strconv.FormatInt(*pod.Spec.TerminationGracePeriodSeconds, 10)
+	}
+	// json.Marshal cannot fail on these API types (no maps with non-string
+	// keys, channels or funcs); like the kubelet, a failure would only
+	// leave the annotation out.
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		if b, err := json.Marshal(c.Lifecycle.PreStop); err == nil {
+			a[AnnotationPreStopHandler] = string(b)
+		}
+	}
+	if len(c.Ports) > 0 {
+		if b, err := json.Marshal(c.Ports); err == nil {
+			a[AnnotationContainerPorts] = string(b)
+		}
+	}
+	return a
+}
+
+// SandboxInfo is what a sandbox's labels and annotations say about its pod.
+type SandboxInfo struct {
+	PodName      string
+	PodNamespace string
+	PodUID       types.UID
+	// Labels are the pod's own labels, without the three above.
+	Labels map[string]string
+	// Annotations are the pod's annotations.
+	Annotations map[string]string
+}
+
+// ParseSandbox reads a sandbox's labels and annotations back. It fails,
+// wrapping ErrNotManaged, when one of the pod labels is missing.
+func ParseSandbox(labels, annotations map[string]string) (SandboxInfo, error) {
+	var info SandboxInfo
+	var err error
+	if info.PodName, err = requiredLabel(labels, LabelPodName); err != nil {
+		return SandboxInfo{}, err
+	}
+	if info.PodNamespace, err = requiredLabel(labels, LabelPodNamespace); err != nil {
+		return SandboxInfo{}, err
+	}
+	uid, err := requiredLabel(labels, LabelPodUID)
+	if err != nil {
+		return SandboxInfo{}, err
+	}
+	info.PodUID = types.UID(uid)
+	info.Labels = make(map[string]string, len(labels))
+	for k, v := range labels {
+		if k != LabelPodName && k != LabelPodNamespace && k != LabelPodUID {
+			info.Labels[k] = v
+		}
+	}
+	info.Annotations = maps.Clone(annotations)
+	return info, nil
+}
+
+// ContainerInfo is what a container's labels and annotations say about it.
+type ContainerInfo struct {
+	PodName       string
+	PodNamespace  string
+	PodUID        types.UID
+	ContainerName string
+	// Type is empty for containers created by another kubelet-compatible
+	// agent, which does not record it.
+	Type                      ContainerType
+	Hash                      string
+	RestartCount              int
+	TerminationMessagePath    string
+	TerminationMessagePolicy  v1.TerminationMessagePolicy
+	PodTerminationGracePeriod *int64
+	PodDeletionGracePeriod    *int64
+	PreStop                   *v1.LifecycleHandler
+	Ports                     []v1.ContainerPort
+}
+
+// ParseContainer reads a container's labels and annotations back. It fails,
+// wrapping ErrNotManaged, only when one of the four required labels is
+// missing. Like the kubelet, it reads a missing or malformed annotation as
+// the field's zero value rather than failing: refusing the container would
+// make the caller think it does not exist and start it again.
+func ParseContainer(labels, annotations map[string]string) (ContainerInfo, error) {
+	var info ContainerInfo
+	var err error
+	if info.PodName, err = requiredLabel(labels, LabelPodName); err != nil {
+		return ContainerInfo{}, err
+	}
+	if info.PodNamespace, err = requiredLabel(labels, LabelPodNamespace); err != nil {
+		return ContainerInfo{}, err
+	}
+	uid, err := requiredLabel(labels, LabelPodUID)
+	if err != nil {
+		return ContainerInfo{}, err
+	}
+	info.PodUID = types.UID(uid)
+	if info.ContainerName, err = requiredLabel(labels, LabelContainerName); err != nil {
+		return ContainerInfo{}, err
+	}
+
+	info.Type = ContainerType(annotations[AnnotationContainerType])
+	info.Hash = annotations[AnnotationContainerHash]
+	info.RestartCount, _ = strconv.Atoi(annotations[AnnotationRestartCount])
+	info.TerminationMessagePath = annotations[AnnotationTerminationMessagePath]
+	info.TerminationMessagePolicy = v1.TerminationMessagePolicy(annotations[AnnotationTerminationMessagePolicy])
+	info.PodTerminationGracePeriod = int64Annotation(annotations, AnnotationPodTerminationGracePeriod)
+	info.PodDeletionGracePeriod = int64Annotation(annotations, AnnotationPodDeletionGracePeriod)
+	if s, ok := annotations[AnnotationPreStopHandler]; ok {
+		h := &v1.LifecycleHandler{}
+		if json.Unmarshal([]byte(s), h) == nil {
+			info.PreStop = h
+		}
+	}
+	if s, ok := annotations[AnnotationContainerPorts]; ok {
+		var ports []v1.ContainerPort
+		if json.Unmarshal([]byte(s), &ports) == nil {
+			info.Ports = ports
+		}
+	}
+	return info, nil
+}
+
+func requiredLabel(labels map[string]string, key string) (string, error) {
+	v, ok := labels[key]
+	if !ok {
+		return "", fmt.Errorf("missing label %s: %w", key, ErrNotManaged)
+	}
+	return v, nil
+}
+
+func int64Annotation(annotations map[string]string, key string) *int64 {
+	s, ok := annotations[key]
+	if !ok {
+		return nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &v
+}

@@ -1,0 +1,160 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// pull pulls spec unless a recent failure for this pod and image holds it in
+// backoff.
+func (p *Puller) pull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, name imageName, spec *runtimeapi.ImageSpec, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+	logger := klog.FromContext(ctx)
+	creds, err := credentialsFromSecrets(pullSecrets)
+	if err != nil {
+		logger.V(2).Info("Unable to read image pull secrets", "err", err)
+		return "", &Error{reason: ReasonErrImagePull, message: err.Error(), err: err}
+	}
+	creds = matchCredentials(creds, name.repository())
+
+	clock := p.backoff.Clock
+	key := backoffKey(pod.GetUID(), image)
+	if now := clock.Now(); p.backoff.IsInBackOffSinceUpdate(key, now) {
+		msg := fmt.Sprintf("Back-off pulling image %q", image)
+		p.event(ref, v1.EventTypeNormal, eventBackOff, msg)
+		var retryAfter time.Duration
+		if last, ok := p.lastFailure(key); ok {
+			// The cause belongs in the Waiting message, not in the Event.
+			msg = fmt.Sprintf("%s: %s", msg, last.message)
+			retryAfter = max(last.until.Sub(now), 0)
+		}
+		logger.V(3).Info("Image pull in back-off", "retryAfter", retryAfter)
+		return "", &Error{reason: ReasonImagePullBackOff, message: msg, retryAfter: retryAfter}
+	}
+	p.forgetFailure(key)
+
+	p.event(ref, v1.EventTypeNormal, eventPulling, fmt.Sprintf("Pulling image %q", image))
+	logger.V(2).Info("Started pulling image", "pullSecrets", secretNames(creds))
+	start := clock.Now()
+	imageRef, err := p.pullWith(ctx, spec, authConfigs(creds), sandboxConfig)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Abandoned, not failed: the pod or the agent is going away.
+			logger.V(4).Info("Image pull abandoned", "err", err)
+			return "", fmt.Errorf("pull of image %q abandoned: %w", image, context.Cause(ctx))
+		}
+		p.event(ref, v1.EventTypeWarning, eventFailed, fmt.Sprintf("Failed to pull image %q: %v", image, err))
+		p.backoff.Next(key, clock.Now())
+		window := p.backoff.Get(key)
+		reason, msg := classifyPullError(image, err)
+		p.recordFailure(key, pullFailure{message: reason + ": " + msg, until: clock.Now().Add(window)})
+		logger.V(2).Info("Failed to pull image", "err", err, "backoff", window)
+		return "", &Error{reason: reason, message: msg, retryAfter: window, err: err}
+	}
+	size := p.imageSize(ctx, spec)
+	// Pulls are never queued here, so the time including waiting is the
+	// pull's own.
+	took := clock.Since(start).Truncate(time.Millisecond)
+	p.event(ref, v1.EventTypeNormal, eventPulled, fmt.Sprintf("Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", image, took, took, size))
+	logger.V(2).Info("Pulled image", "imageRef", imageRef, "duration", took, "size", size)
+	p.backoff.GC()
+	p.pruneFailures()
+	return imageRef, nil
+}
+
+// pullWith tries each credential until one works; with none, it pulls
+// anonymously. The error joins every attempt's, as the kubelet's does.
+func (p *Puller) pullWith(ctx context.Context, spec *runtimeapi.ImageSpec, auths []*runtimeapi.AuthConfig, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+	if len(auths) == 0 {
+		return p.images.PullImage(ctx, spec, nil, sandboxConfig)
+	}
+	var errs []error
+	for _, auth := range auths {
+		imageRef, err := p.images.PullImage(ctx, spec, auth, sandboxConfig)
+		if err == nil {
+			return imageRef, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", utilerrors.NewAggregate(errs)
+}
+
+// imageSize is the pulled image's size for the Pulled event; best effort.
+func (p *Puller) imageSize(ctx context.Context, spec *runtimeapi.ImageSpec) uint64 {
+	resp, err := p.images.ImageStatus(ctx, spec, false)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("Unable to get the size of a pulled image", "err", err)
+		return 0
+	}
+	return resp.GetImage().GetSize()
+}
+
+// classifyPullError maps a pull error to the Waiting reason and message. The
+// runtime marks two causes with a prefix of the error text, since gRPC
+// errors cannot be matched with errors.Is.
+func classifyPullError(image string, err error) (reason, message string) {
+	text := err.Error()
+	switch {
+	case strings.HasPrefix(text, ReasonRegistryUnavailable):
+		return ReasonRegistryUnavailable, fmt.Sprintf("image pull failed for %s because the registry is unavailable%s",
+			image, strings.TrimPrefix(text, ReasonRegistryUnavailable))
+	case strings.HasPrefix(text, ReasonSignatureValidationFailed):
+		return ReasonSignatureValidationFailed, fmt.Sprintf("image pull failed for %s because the signature validation failed%s",
+			image, strings.TrimPrefix(text, ReasonSignatureValidationFailed))
+	}
+	return ReasonErrImagePull, text
+}
+
+// backoffKey is the kubelet's: one window per pod and image as written.
+func backoffKey(podUID types.UID, image string) string {
+	return fmt.Sprintf("%s_%s", podUID, image)
+}
+
+func secretNames(creds []credential) []string {
+	names := make([]string, 0, len(creds))
+	for _, c := range creds {
+		names = append(names, c.secret)
+	}
+	return names
+}
+
+func (p *Puller) lastFailure(key string) (pullFailure, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f, ok := p.failures[key]
+	return f, ok
+}
+
+func (p *Puller) recordFailure(key string, f pullFailure) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failures[key] = f
+}
+
+func (p *Puller) forgetFailure(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.failures, key)
+}
+
+// pruneFailures drops messages whose backoff entry the backoff's GC removed,
+// so that pods that went away do not keep them forever.
+func (p *Puller) pruneFailures() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key := range p.failures {
+		if p.backoff.Get(key) == 0 {
+			delete(p.failures, key)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/flowcontrol"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// The kubelet's image pull backoff: 10s, doubling up to 5 minutes.
+const (
+	InitialBackoff = 10 * time.Second
+	MaxBackoff     = 300 * time.Second
+)
+
+// NewBackoff returns a backoff with the kubelet's image pull periods.
+func NewBackoff() *flowcontrol.Backoff {
+	return flowcontrol.NewBackOff(InitialBackoff, MaxBackoff)
+}
+
+// ImageService is the part of the CRI image service the puller calls
+// (k8s.io/cri-client's remote image service satisfies it).
+type ImageService interface {
+	ImageStatus(ctx context.Context, image *runtimeapi.ImageSpec, verbose bool) (*runtimeapi.ImageStatusResponse, error)
+	PullImage(ctx context.Context, image *runtimeapi.ImageSpec, auth *runtimeapi.AuthConfig, podSandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+}
+
+// Recorder emits Events (client-go's record.EventRecorder satisfies it).
+type Recorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
+
+// Puller ensures images are present before containers are created. It is
+// safe for concurrent use.
+type Puller struct {
+	images   ImageService
+	recorder Recorder
+	backoff  *flowcontrol.Backoff
+
+	mu sync.Mutex
+	// failures holds the last pull error per backoff key, for the
+	// ImagePullBackOff message; pruned with the backoff's own entries.
+	failures map[string]pullFailure
+}
+
+type pullFailure struct {
+	// message is "Reason: message", as the kubelet appends it to
+	// "Back-off pulling image".
+	message string
+	// until is when the backoff window this failure opened closes.
+	until time.Time
+}
+
+// NewPuller returns a Puller. The backoff is shared by all pods, keyed by pod
+// UID and image, and its clock times pulls too; nil means NewBackoff().
+func NewPuller(images ImageService, recorder Recorder, backoff *flowcontrol.Backoff) *Puller {
+	if backoff == nil {
+		backoff = NewBackoff()
+	}
+	return &Puller{images: images, recorder: recorder, backoff: backoff, failures: map[string]pullFailure{}}
+}
+
+// EnsureImage makes image present according to policy (empty: the API
+// server's default for the image) and returns the image reference to create
+// the container with: the runtime's image ID (ImageStatus's Id for a present
+// image, PullImage's image ref after a pull; containerd gives the same ID).
+//
+// pod must not be nil. ref is the container the Events are about (fieldPath
+// spec.containers{NAME}, spec.initContainers{NAME} or
+// spec.ephemeralContainers{NAME}); nil records none. pullSecrets are the
+// pod's image pull secrets, already fetched. On an image failure the error
+// is an *Error whose Reason and message are the container's Waiting reason
+// and message; a Warning Event "Failed" with "Error: REASON" has then been
+// recorded as well, as the kubelet's container start does, so the caller
+// must not record another. Any other error (a cancelled context) is
+// returned wrapped, with no Event.
+func (p *Puller) EnsureImage(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, policy v1.PullPolicy, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "image", image)
+	ctx = klog.NewContext(ctx, logger)
+	imageRef, err := p.ensure(ctx, ref, pod, image, policy, pullSecrets, sandboxConfig)
+	if e := (*Error)(nil); errors.As(err, &e) {
+		p.event(ref, v1.EventTypeWarning, eventFailed, "Error: "+e.Reason())
+	}
+	return imageRef, err
+}
+
+func (p *Puller) ensure(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, policy v1.PullPolicy, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+	logger := klog.FromContext(ctx)
+	name, err := parseImageName(image)
+	if err != nil {
+		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", image, err)
+		p.event(ref, v1.EventTypeWarning, eventInspectFailed, msg)
+		logger.V(2).Info("Invalid image name", "err", err)
+		return "", &Error{reason: ReasonInvalidImageName, message: msg, err: err}
+	}
+	spec := &runtimeapi.ImageSpec{Image: withDefaultTag(image, name), Annotations: maps.Clone(pod.GetAnnotations())}
+	if policy == "" {
+		policy = defaultPullPolicy(name)
+	}
+
+	var id string
+	if needsPresence(policy) {
+		if id, err = p.imageID(ctx, spec); err != nil {
+			// The kubelet prints the (empty) image ref here; the image is
+			// what the reader needs.
+			msg := fmt.Sprintf("Failed to inspect image %q: %v", image, err)
+			p.event(ref, v1.EventTypeWarning, eventInspectFailed, msg)
+			logger.V(2).Info("Failed to inspect image", "err", err)
+			return "", &Error{reason: ReasonImageInspectError, message: msg, err: err}
+		}
+	}
+	switch decide(policy, id != "") {
+	case actionUsePresent:
+		p.event(ref, v1.EventTypeNormal, eventPulled, fmt.Sprintf("Container image %q already present on machine", image))
+		logger.V(4).Info("Image already present", "imageRef", id)
+		return id, nil
+	case actionNeverPull:
+		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
+		p.event(ref, v1.EventTypeWarning, eventErrImageNeverPull, msg)
+		logger.V(2).Info("Image absent with pull policy Never")
+		return "", &Error{reason: ReasonErrImageNeverPull, message: msg}
+	}
+	return p.pull(ctx, ref, pod, image, name, spec, pullSecrets, sandboxConfig)
+}
+
+// imageID returns the runtime's ID for the image, empty when absent.
+func (p *Puller) imageID(ctx context.Context, spec *runtimeapi.ImageSpec) (string, error) {
+	resp, err := p.images.ImageStatus(ctx, spec, false)
+	if err != nil {
+		return "", err
+	}
+	return resp.GetImage().GetId(), nil
+}
+
+// ImageUser returns the user an image runs as, for runAsNonRoot checks: its
+// numeric uid, else its user name, else uid 0 (the runtime treats an image
+// without a user as root). image is an image ID or name the runtime knows.
+func (p *Puller) ImageUser(ctx context.Context, image string) (uid *int64, username string, err error) {
+	resp, err := p.images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: image}, false)
+	if err != nil {
+		return nil, "", fmt.Errorf("image status of %q: %w", image, err)
+	}
+	if img := resp.GetImage(); img != nil {
+		if img.GetUid() != nil {
+			v := img.GetUid().GetValue()
+			return &v, "", nil
+		}
+		if img.GetUsername() != "" {
+			return nil, img.GetUsername(), nil
+		}
+	}
+	return new(int64), "", nil
+}

@@ -1,0 +1,99 @@
+package kuberuntime
+
+import (
+	"context"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+// The interfaces below are everything the sync loop needs from the world.
+// An embedding node agent provides them; the agent's own wiring is in
+// cmd/ephemeral-agent.
+
+// Runtime is the part of the CRI runtime service the sync loop calls
+// (k8s.io/cri-client's RuntimeService satisfies it).
+type Runtime interface {
+	RunPodSandbox(ctx context.Context, config *runtimeapi.PodSandboxConfig, runtimeHandler string) (string, error)
+	StopPodSandbox(ctx context.Context, podSandboxID string) error
+	RemovePodSandbox(ctx context.Context, podSandboxID string) error
+	PodSandboxStatus(ctx context.Context, podSandboxID string, verbose bool) (*runtimeapi.PodSandboxStatusResponse, error)
+	ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	CreateContainer(ctx context.Context, podSandboxID string, config *runtimeapi.ContainerConfig, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+	StartContainer(ctx context.Context, containerID string) error
+	StopContainer(ctx context.Context, containerID string, timeout int64) error
+	RemoveContainer(ctx context.Context, containerID string) error
+	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
+	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
+	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (stdout []byte, stderr []byte, err error)
+}
+
+// PodSource answers which pods are bound to this node, by UID. A pod that
+// is not found no longer exists in the API: its runtime objects are removed.
+type PodSource interface {
+	GetPodByUID(uid types.UID) (*v1.Pod, bool)
+	GetPod(namespace, name string) (*v1.Pod, bool)
+}
+
+// Images makes sure a container's image is present and returns the image
+// reference to create the container with. Its errors carry the kubelet's
+// Waiting reasons (ErrImagePull, ImagePullBackOff, ...); see ErrorReason.
+type Images interface {
+	EnsureImage(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, policy v1.PullPolicy, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+	// ImageUser returns the user the image runs as (uid or name), for
+	// runAsNonRoot checks.
+	ImageUser(ctx context.Context, imageRef string) (uid *int64, username string, err error)
+}
+
+// Volumes prepares a pod's volumes and maps a container's volumeMounts to
+// CRI mounts.
+type Volumes interface {
+	SetUp(ctx context.Context, pod *v1.Pod) (Mounter, error)
+	TearDown(ctx context.Context, podUID types.UID) error
+}
+
+// Mounter gives a container the CRI mounts for its volumeMounts.
+type Mounter interface {
+	Mounts(c *v1.Container) ([]*runtimeapi.Mount, error)
+}
+
+// Secrets fetches what containers reference: pull secrets, env sources.
+type Secrets interface {
+	criconfig.EnvSources
+}
+
+// StatusSink receives, after every sync, what the pod's status must say.
+// It is called with the pod's observed state and the Waiting reasons of
+// containers that failed to start or wait for backoff.
+type StatusSink interface {
+	SetPodStatus(pod *v1.Pod, state *PodState, waiting map[ContainerKey]Waiting)
+	// DeletePod removes a pod whose deletion was requested once nothing of
+	// it runs any more, as the kubelet does (grace period 0, UID
+	// precondition).
+	DeletePod(ctx context.Context, pod *v1.Pod) error
+	// ForgetPod drops what the sink keeps for a pod that is gone.
+	ForgetPod(uid types.UID)
+}
+
+// Recorder emits Events (client-go's record.EventRecorder satisfies it).
+type Recorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{})
+}
+
+// ContainerKey names one container of a pod spec.
+type ContainerKey struct {
+	Type criconfig.ContainerType
+	Name string
+}
+
+// Waiting is why a container is not running: a Waiting reason and message
+// of the container status, as the kubelet words them.
+type Waiting struct {
+	Reason  string
+	Message string
+}

@@ -1,0 +1,345 @@
+package kuberuntime
+
+import (
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+// Crash-loop backoff, as the kubelet's: the first restart is immediate, the
+// next waits 10s, doubling up to 5 minutes; a container that ran longer than
+// backoffReset before failing starts over at no delay.
+const (
+	initialBackoff = 10 * time.Second
+	maxBackoff     = 5 * time.Minute
+	backoffReset   = 2 * maxBackoff
+)
+
+// Actions is what one sync must do to bring the runtime to the pod's spec.
+// The executor carries them out in field order.
+type Actions struct {
+	// KillPod stops every running container of the pod and its sandboxes:
+	// the pod is being deleted, has finished, or its sandbox is re-created.
+	KillPod bool
+	// CreateSandbox asks for a new sandbox with SandboxAttempt.
+	CreateSandbox  bool
+	SandboxAttempt uint32
+	// SandboxID is the ready sandbox new containers join; empty when
+	// CreateSandbox (the executor fills in the new one).
+	SandboxID string
+	// ContainersToKill are running containers to stop before any start.
+	ContainersToKill []KillAction
+	// ContainersToStart, in order: at most one init container, or the
+	// regular containers, then ephemeral containers.
+	ContainersToStart []StartAction
+	// BackOff lists containers that must restart but wait for their
+	// crash-loop backoff; the status shows them as CrashLoopBackOff.
+	BackOff []BackOffAction
+	// ContainersToRemove are exited instances no longer needed (older than
+	// the two newest of a regular or init container).
+	ContainersToRemove []string
+	// RequeueAfter is when the pod wants another sync without any event:
+	// the earliest backoff expiry. Zero means no such need.
+	RequeueAfter time.Duration
+}
+
+// KillAction stops one container.
+type KillAction struct {
+	ContainerID string
+	Name        string
+	Type        criconfig.ContainerType
+	// Message explains why, for the Killing event.
+	Message string
+}
+
+// StartAction starts one container of the pod spec.
+type StartAction struct {
+	Type criconfig.ContainerType
+	// Index into the spec's list for Type (initContainers, containers or
+	// ephemeralContainers).
+	Index int
+	Name  string
+	// RestartCount becomes the new container's attempt.
+	RestartCount int
+	// CreatedID is set when a container was created but never started: it
+	// is started as it is, never created a second time.
+	CreatedID string
+}
+
+// BackOffAction is a restart held back by crash-loop backoff.
+type BackOffAction struct {
+	Type    criconfig.ContainerType
+	Name    string
+	Message string
+	Until   time.Time
+}
+
+// Plan decides what to do for pod given the runtime's state at now. It is a
+// pure function: everything it knows is in its arguments, so the rules read
+// as table tests. pod is nil when the pod no longer exists in the API.
+func Plan(pod *v1.Pod, state *PodState, now time.Time) Actions {
+	var a Actions
+	if pod == nil || pod.DeletionTimestamp != nil || podFinished(pod, state) {
+		a.KillPod = hasRunning(state)
+		return a
+	}
+
+	sb := state.LatestSandbox()
+	switch {
+	case sb == nil:
+		a.CreateSandbox = true
+	case !sb.Ready:
+		// The sandbox died (node reboot, runtime restart, killed). A pod
+		// that never restarts keeps its dead sandbox once anything ran in
+		// it: its containers' exits decide its phase.
+		if pod.Spec.RestartPolicy == v1.RestartPolicyNever && len(state.Containers) > 0 {
+			return a
+		}
+		a.KillPod = hasRunning(state)
+		a.CreateSandbox = true
+		a.SandboxAttempt = sb.Attempt + 1
+	default:
+		a.SandboxID = sb.ID
+	}
+
+	if a.CreateSandbox {
+		// Everything starts over in the new sandbox: the first init
+		// container, or all regular containers. Ephemeral containers wait
+		// for the next sync, when the sandbox is there to join.
+		if len(pod.Spec.InitContainers) > 0 {
+			c := pod.Spec.InitContainers[0]
+			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeInit, Index: 0, Name: c.Name, RestartCount: nextRestartCount(state, criconfig.ContainerTypeInit, c.Name)})
+		} else {
+			for i, c := range pod.Spec.Containers {
+				a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeRegular, Index: i, Name: c.Name, RestartCount: nextRestartCount(state, criconfig.ContainerTypeRegular, c.Name)})
+			}
+		}
+		a.finish(pod, state, now)
+		return a
+	}
+
+	initDone := a.planInit(pod, state, sb, now)
+	if initDone {
+		for i := range pod.Spec.Containers {
+			a.planRestartable(pod, state, sb, now, criconfig.ContainerTypeRegular, i, &pod.Spec.Containers[i], pod.Spec.RestartPolicy)
+		}
+	}
+	a.planEphemeral(pod, state)
+	a.finish(pod, state, now)
+	return a
+}
+
+// planInit plans the init containers, in order, and reports whether all of
+// them are done so regular containers may start.
+func (a *Actions) planInit(pod *v1.Pod, state *PodState, sb *Sandbox, now time.Time) bool {
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if isSidecar(c) {
+			// A restartable init container (sidecar) lets the next one
+			// start once it runs, and is restarted whenever it exits.
+			a.planRestartable(pod, state, sb, now, criconfig.ContainerTypeInit, i, c, v1.RestartPolicyAlways)
+			if cur := latestIn(state, sb, criconfig.ContainerTypeInit, c.Name); cur == nil || !cur.Running() {
+				return false
+			}
+			continue
+		}
+		cur := latestIn(state, sb, criconfig.ContainerTypeInit, c.Name)
+		switch {
+		case cur == nil:
+			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeInit, Index: i, Name: c.Name, RestartCount: nextRestartCount(state, criconfig.ContainerTypeInit, c.Name)})
+			return false
+		case cur.Created():
+			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeInit, Index: i, Name: c.Name, RestartCount: cur.Attempt, CreatedID: cur.ID})
+			return false
+		case cur.Running():
+			return false
+		case cur.Exited() && cur.ExitCode == 0:
+			continue
+		default:
+			// Failed: the pod's restart policy decides, with backoff. With
+			// Never the pod has failed; podFinished stops it next sync.
+			if pod.Spec.RestartPolicy != v1.RestartPolicyNever {
+				a.restartWithBackoff(pod, state, now, criconfig.ContainerTypeInit, i, c.Name, cur)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// planRestartable plans a regular container (or a sidecar) under policy.
+func (a *Actions) planRestartable(pod *v1.Pod, state *PodState, sb *Sandbox, now time.Time, typ criconfig.ContainerType, i int, c *v1.Container, policy v1.RestartPolicy) {
+	cur := latestIn(state, sb, typ, c.Name)
+	switch {
+	case cur == nil:
+		a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: nextRestartCount(state, typ, c.Name)})
+	case cur.Created():
+		a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: cur.Attempt, CreatedID: cur.ID})
+	case cur.Running():
+		if cur.Hash != "" && cur.Hash != criconfig.HashContainer(c) {
+			// The spec changed under a running container (an image
+			// update): replace it, as the kubelet does.
+			a.ContainersToKill = append(a.ContainersToKill, KillAction{ContainerID: cur.ID, Name: c.Name, Type: typ,
+				Message: fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)})
+			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: cur.Attempt + 1})
+		}
+	case cur.Exited():
+		if shouldRestart(policy, cur.ExitCode) {
+			a.restartWithBackoff(pod, state, now, typ, i, c.Name, cur)
+		}
+	}
+}
+
+// planEphemeral starts each ephemeral container that has no CRI container
+// of its name in any sandbox, in any state. Nothing else: an ephemeral
+// container is never restarted, whatever its exit.
+func (a *Actions) planEphemeral(pod *v1.Pod, state *PodState) {
+	for i, ec := range pod.Spec.EphemeralContainers {
+		cur := state.Latest(criconfig.ContainerTypeEphemeral, ec.Name)
+		switch {
+		case cur == nil:
+			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name})
+		case cur.Created() && cur.SandboxID == a.SandboxID:
+			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name, CreatedID: cur.ID})
+		}
+	}
+}
+
+func (a *Actions) restartWithBackoff(pod *v1.Pod, state *PodState, now time.Time, typ criconfig.ContainerType, i int, name string, cur *Container) {
+	delay := restartDelay(cur)
+	until := cur.FinishedAt.Add(delay)
+	if now.Before(until) {
+		a.BackOff = append(a.BackOff, BackOffAction{Type: typ, Name: name, Until: until,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, name, pod.Name, pod.Namespace, pod.UID)})
+		return
+	}
+	a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: name, RestartCount: cur.Attempt + 1})
+}
+
+// finish adds what every plan that keeps the pod needs: garbage collection
+// of old instances and the next timed sync.
+func (a *Actions) finish(pod *v1.Pod, state *PodState, now time.Time) {
+	for _, typ := range []criconfig.ContainerType{criconfig.ContainerTypeInit, criconfig.ContainerTypeRegular} {
+		seen := map[string]int{}
+		for i := range state.Containers {
+			c := &state.Containers[i]
+			if c.Type != typ {
+				continue
+			}
+			seen[c.Name]++
+			// The newest two are kept: the current one and the previous
+			// one that `kubectl logs --previous` reads.
+			if seen[c.Name] > 2 && !c.Running() {
+				a.ContainersToRemove = append(a.ContainersToRemove, c.ID)
+			}
+		}
+	}
+	for _, b := range a.BackOff {
+		if d := b.Until.Sub(now); d > 0 && (a.RequeueAfter == 0 || d < a.RequeueAfter) {
+			a.RequeueAfter = d
+		}
+	}
+}
+
+// restartDelay is the crash-loop backoff before restarting c, derived from
+// CRI state alone so it survives an agent restart.
+func restartDelay(c *Container) time.Duration {
+	if c.Attempt == 0 || (!c.StartedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) > backoffReset) {
+		return 0
+	}
+	d := initialBackoff
+	for i := 1; i < c.Attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case v1.RestartPolicyAlways:
+		return true
+	case v1.RestartPolicyOnFailure:
+		return exitCode != 0
+	default:
+		return false
+	}
+}
+
+func isSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+}
+
+// latestIn returns the newest container of that name in sandbox sb: a
+// container of an earlier sandbox does not count as running in this one.
+func latestIn(state *PodState, sb *Sandbox, typ criconfig.ContainerType, name string) *Container {
+	for _, c := range state.Instances(typ, name) {
+		if c.SandboxID == sb.ID {
+			return c
+		}
+	}
+	return nil
+}
+
+// nextRestartCount continues the count across sandboxes, so that restarts
+// of a pod (sandbox re-creation) keep counting as the kubelet's do.
+func nextRestartCount(state *PodState, typ criconfig.ContainerType, name string) int {
+	if c := state.Latest(typ, name); c != nil {
+		return c.Attempt + 1
+	}
+	return 0
+}
+
+func hasRunning(state *PodState) bool {
+	if state == nil {
+		return false
+	}
+	for i := range state.Containers {
+		if state.Containers[i].Running() {
+			return true
+		}
+	}
+	for _, sb := range state.Sandboxes {
+		if sb.Ready {
+			return true
+		}
+	}
+	return false
+}
+
+// podFinished reports whether the pod has reached a final phase: under
+// Never or OnFailure, every regular container exited and none will restart,
+// or an init container failed under Never.
+func podFinished(pod *v1.Pod, state *PodState) bool {
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		return true
+	}
+	if pod.Spec.RestartPolicy == v1.RestartPolicyAlways {
+		return false
+	}
+	sb := state.LatestSandbox()
+	if sb == nil {
+		return false
+	}
+	if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+		for i := range pod.Spec.InitContainers {
+			c := &pod.Spec.InitContainers[i]
+			if cur := latestIn(state, sb, criconfig.ContainerTypeInit, c.Name); !isSidecar(c) && cur != nil && cur.Exited() && cur.ExitCode != 0 {
+				return true
+			}
+		}
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return false
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		cur := state.Latest(criconfig.ContainerTypeRegular, c.Name)
+		if cur == nil || !cur.Exited() || shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+			return false
+		}
+	}
+	return true
+}

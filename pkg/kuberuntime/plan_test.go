@@ -1,0 +1,303 @@
+package kuberuntime
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+const (
+	initT = criconfig.ContainerTypeInit
+	regT  = criconfig.ContainerTypeRegular
+	ephT  = criconfig.ContainerTypeEphemeral
+)
+
+func testPod(mutate ...func(*v1.Pod)) *v1.Pod {
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default", UID: "uid-1"},
+		Spec: v1.PodSpec{
+			RestartPolicy: v1.RestartPolicyAlways,
+			Containers:    []v1.Container{{Name: "app", Image: "localhost/distroless-app:test"}},
+		},
+	}
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+func withInit(names ...string) func(*v1.Pod) {
+	return func(p *v1.Pod) {
+		for _, n := range names {
+			p.Spec.InitContainers = append(p.Spec.InitContainers, v1.Container{Name: n, Image: "localhost/busybox:test"})
+		}
+	}
+}
+
+func withEphemeral(name, target string) func(*v1.Pod) {
+	return func(p *v1.Pod) {
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
+			EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: name, Image: "localhost/busybox:test"},
+			TargetContainerName:      target,
+		})
+	}
+}
+
+func withPolicy(p v1.RestartPolicy) func(*v1.Pod) {
+	return func(pod *v1.Pod) { pod.Spec.RestartPolicy = p }
+}
+
+func readySandbox(id string, attempt uint32) Sandbox {
+	return Sandbox{ID: id, Attempt: attempt, Ready: true, CreatedAt: t0.Add(time.Duration(attempt) * time.Minute)}
+}
+
+func deadSandbox(id string, attempt uint32) Sandbox {
+	s := readySandbox(id, attempt)
+	s.Ready = false
+	return s
+}
+
+// ctr is a container in sandbox sb; created is its age rank (higher newer).
+func ctr(id, sb string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, exit int32) Container {
+	c := Container{ID: id, SandboxID: sb, Type: typ, Name: name, State: st, Attempt: attempt, ExitCode: exit,
+		CreatedAt: t0.Add(time.Duration(attempt) * time.Second)}
+	if st != runtimeapi.ContainerState_CONTAINER_CREATED {
+		c.StartedAt = c.CreatedAt
+	}
+	if st == runtimeapi.ContainerState_CONTAINER_EXITED {
+		c.FinishedAt = c.StartedAt.Add(time.Second)
+	}
+	return c
+}
+
+const (
+	running = runtimeapi.ContainerState_CONTAINER_RUNNING
+	exited  = runtimeapi.ContainerState_CONTAINER_EXITED
+	created = runtimeapi.ContainerState_CONTAINER_CREATED
+)
+
+func state(sbs []Sandbox, cs ...Container) *PodState {
+	s := &PodState{Sandboxes: sbs, Containers: cs}
+	s.Sort()
+	return s
+}
+
+func start(typ criconfig.ContainerType, i int, name string, restarts int) StartAction {
+	return StartAction{Type: typ, Index: i, Name: name, RestartCount: restarts}
+}
+
+func TestPlan(t *testing.T) {
+	sb1 := []Sandbox{readySandbox("sb1", 0)}
+	deleting := func(p *v1.Pod) { now := metav1.NewTime(t0); p.DeletionTimestamp = &now }
+	for _, tc := range []struct {
+		name  string
+		pod   *v1.Pod
+		state *PodState
+		now   time.Time
+		want  Actions
+	}{
+		{
+			name:  "new pod: sandbox and every regular container",
+			pod:   testPod(),
+			state: state(nil),
+			want:  Actions{CreateSandbox: true, ContainersToStart: []StartAction{start(regT, 0, "app", 0)}},
+		},
+		{
+			name:  "new pod with init containers: only the first init container",
+			pod:   testPod(withInit("i1", "i2")),
+			state: state(nil),
+			want:  Actions{CreateSandbox: true, ContainersToStart: []StartAction{start(initT, 0, "i1", 0)}},
+		},
+		{
+			name:  "first init done: the second starts",
+			pod:   testPod(withInit("i1", "i2")),
+			state: state(sb1, ctr("c1", "sb1", initT, "i1", exited, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i2", 0)}},
+		},
+		{
+			name:  "init running: regular containers wait",
+			pod:   testPod(withInit("i1")),
+			state: state(sb1, ctr("c1", "sb1", initT, "i1", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1"},
+		},
+		{
+			name:  "init failed under Always: restarted at once the first time",
+			pod:   testPod(withInit("i1")),
+			state: state(sb1, ctr("c1", "sb1", initT, "i1", exited, 0, 1)),
+			now:   t0.Add(time.Minute),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "i1", 1)}},
+		},
+		{
+			name:  "init failed under Never: nothing more starts, pod finished",
+			pod:   testPod(withInit("i1"), withPolicy(v1.RestartPolicyNever)),
+			state: state(sb1, ctr("c1", "sb1", initT, "i1", exited, 0, 1)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "all running: nothing to do",
+			pod:   testPod(),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1"},
+		},
+		{
+			name:  "created but never started: started, not created again",
+			pod:   testPod(),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", created, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{{Type: regT, Name: "app", CreatedID: "c1"}}},
+		},
+		{
+			name:  "exited under Always, second crash: back off 10s",
+			pod:   testPod(),
+			state: state(sb1, ctr("c2", "sb1", regT, "app", exited, 1, 1)),
+			now:   t0.Add(3 * time.Second),
+			want: Actions{SandboxID: "sb1", RequeueAfter: 9 * time.Second, BackOff: []BackOffAction{{Type: regT, Name: "app",
+				Until: t0.Add(12 * time.Second), Message: "back-off 10s restarting failed container=app pod=app_default(uid-1)"}}},
+		},
+		{
+			name:  "exited under Always, backoff over: restarted with the next count",
+			pod:   testPod(),
+			state: state(sb1, ctr("c2", "sb1", regT, "app", exited, 1, 1)),
+			now:   t0.Add(time.Minute),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 2)}},
+		},
+		{
+			name:  "exited 0 under OnFailure: done",
+			pod:   testPod(withPolicy(v1.RestartPolicyOnFailure)),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "exited 1 under OnFailure: restarted",
+			pod:   testPod(withPolicy(v1.RestartPolicyOnFailure)),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 1)),
+			now:   t0.Add(time.Minute),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
+		{
+			name:  "dead sandbox under Always: killed and re-created, counts go on",
+			pod:   testPod(),
+			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
+		{
+			name:  "dead sandbox under Never after containers ran: left as it is",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever)),
+			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			want:  Actions{},
+		},
+		{
+			name:  "deleting: kill everything",
+			pod:   testPod(deleting),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "gone from the API with nothing running: nothing to kill",
+			pod:   nil,
+			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{},
+		},
+		{
+			name:  "old instances beyond the two newest are removed",
+			pod:   testPod(),
+			state: state(sb1, ctr("c3", "sb1", regT, "app", running, 2, 0), ctr("c2", "sb1", regT, "app", exited, 1, 1), ctr("c1", "sb1", regT, "app", exited, 0, 1)),
+			want:  Actions{SandboxID: "sb1", ContainersToRemove: []string{"c1"}},
+		},
+		// Ephemeral containers.
+		{
+			name:  "ephemeral: no CRI container, started",
+			pod:   testPod(withEphemeral("debug", "app")),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(ephT, 0, "debug", 0)}},
+		},
+		{
+			name:  "ephemeral: created but not started, started as it is",
+			pod:   testPod(withEphemeral("debug", "app")),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0), ctr("e1", "sb1", ephT, "debug", created, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{{Type: ephT, Name: "debug", CreatedID: "e1"}}},
+		},
+		{
+			name:  "ephemeral: running, nothing",
+			pod:   testPod(withEphemeral("debug", "app")),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0), ctr("e1", "sb1", ephT, "debug", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1"},
+		},
+		{
+			name:  "ephemeral: exited with failure, never restarted",
+			pod:   testPod(withEphemeral("debug", "app")),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0), ctr("e1", "sb1", ephT, "debug", exited, 0, 3)),
+			now:   t0.Add(time.Hour),
+			want:  Actions{SandboxID: "sb1"},
+		},
+		{
+			name:  "ephemeral: exists in an older sandbox only, not started again",
+			pod:   testPod(withEphemeral("debug", "app")),
+			state: state([]Sandbox{readySandbox("sb2", 1), deadSandbox("sb1", 0)}, ctr("c2", "sb2", regT, "app", running, 1, 0), ctr("e1", "sb1", ephT, "debug", exited, 0, 0)),
+			want:  Actions{SandboxID: "sb2"},
+		},
+		{
+			name:  "ephemeral: sandbox being re-created, waits for the next sync",
+			pod:   testPod(withEphemeral("debug", "app")),
+			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
+		{
+			name:  "ephemeral: starts while init containers still run",
+			pod:   testPod(withInit("i1"), withEphemeral("debug", "")),
+			state: state(sb1, ctr("c1", "sb1", initT, "i1", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(ephT, 0, "debug", 0)}},
+		},
+		{
+			name:  "ephemeral: two entries, only the missing one starts",
+			pod:   testPod(withEphemeral("debug1", "app"), withEphemeral("debug2", "app")),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0), ctr("e1", "sb1", ephT, "debug1", exited, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(ephT, 1, "debug2", 0)}},
+		},
+		{
+			name:  "ephemeral: pod deleting, nothing starts",
+			pod:   testPod(withEphemeral("debug", "app"), deleting),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			want:  Actions{KillPod: true},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := tc.now
+			if now.IsZero() {
+				now = t0.Add(time.Hour)
+			}
+			got := Plan(tc.pod, tc.state, now)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Plan() =\n  %+v\nwant\n  %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRestartDelay(t *testing.T) {
+	for _, tc := range []struct {
+		attempt int
+		ran     time.Duration
+		want    time.Duration
+	}{
+		{0, time.Second, 0},
+		{1, time.Second, 10 * time.Second},
+		{2, time.Second, 20 * time.Second},
+		{5, time.Second, 160 * time.Second},
+		{6, time.Second, 5 * time.Minute},
+		{20, time.Second, 5 * time.Minute},
+		{6, 11 * time.Minute, 0},
+	} {
+		c := &Container{Attempt: tc.attempt, StartedAt: t0, FinishedAt: t0.Add(tc.ran)}
+		if got := restartDelay(c); got != tc.want {
+			t.Errorf("restartDelay(attempt %d, ran %s) = %s, want %s", tc.attempt, tc.ran, got, tc.want)
+		}
+	}
+}

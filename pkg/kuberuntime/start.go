@@ -1,0 +1,287 @@
+package kuberuntime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+// Waiting reasons for containers that failed to start, as the kubelet's.
+const (
+	ReasonCreateContainerConfigError = "CreateContainerConfigError"
+	ReasonCreateContainerError       = "CreateContainerError"
+	ReasonRunContainerError          = "RunContainerError"
+)
+
+// ReasonedError is an error that carries a container Waiting reason, such
+// as ErrImagePull from the image puller.
+type ReasonedError interface {
+	error
+	Reason() string
+}
+
+// startContainer starts one planned container and returns, on failure, the
+// Waiting reason and message its status must show.
+func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, state *PodState, sandboxID string, sandboxConfig *runtimeapi.PodSandboxConfig, st StartAction, mounter Mounter, podIPs []string) (Waiting, error) {
+	logger := klog.FromContext(ctx).WithValues("containerName", st.Name, "containerType", st.Type)
+	spec := containerSpec(pod, st.Type, st.Name)
+	if spec == nil {
+		return Waiting{}, fmt.Errorf("container %s is not in the pod spec", st.Name)
+	}
+	ref := containerRef(pod, st.Type, st.Name)
+	fail := func(reason string, err error, event bool) (Waiting, error) {
+		if event {
+			s.Recorder.Eventf(ref, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		}
+		return Waiting{Reason: reason, Message: err.Error()}, err
+	}
+
+	if st.CreatedID != "" {
+		// Created before, never started (the agent stopped in between):
+		// start that one, never a second.
+		if err := s.Runtime.StartContainer(ctx, st.CreatedID); err != nil {
+			return fail(ReasonRunContainerError, err, true)
+		}
+		s.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
+		logger.Info("Started container created earlier", "containerID", st.CreatedID)
+		return Waiting{}, nil
+	}
+
+	pullSecrets := s.pullSecrets(ctx, pod)
+	imageRef, err := s.Images.EnsureImage(ctx, ref, pod, spec.Image, spec.ImagePullPolicy, pullSecrets, sandboxConfig)
+	if err != nil {
+		reason := "ErrImagePull"
+		var re ReasonedError
+		if errors.As(err, &re) {
+			reason = re.Reason()
+		}
+		// The puller emitted its own events.
+		return fail(reason, err, false)
+	}
+
+	opts := criconfig.ContainerOptions{
+		Type:         st.Type,
+		RestartCount: st.RestartCount,
+		ImageRef:     imageRef,
+		PodIPs:       podIPs,
+		HostIPs:      s.cfg.NodeIPs,
+		NodeName:     s.cfg.NodeName,
+		Sources:      s.Secrets,
+	}
+	if len(podIPs) > 0 {
+		opts.PodIP = podIPs[0]
+	}
+	if len(s.cfg.NodeIPs) > 0 {
+		opts.HostIP = s.cfg.NodeIPs[0]
+	}
+	if mounter != nil {
+		if opts.Mounts, err = mounter.Mounts(spec); err != nil {
+			return fail(ReasonCreateContainerConfigError, err, true)
+		}
+	}
+	if opts.ImageUID, opts.ImageUsername, err = s.Images.ImageUser(ctx, imageRef); err != nil {
+		return fail(ReasonCreateContainerConfigError, fmt.Errorf("inspect image %s: %w", spec.Image, err), true)
+	}
+	if st.Type == criconfig.ContainerTypeEphemeral {
+		if opts.TargetContainerID, err = targetContainerID(pod, state, st.Index); err != nil {
+			return fail(ReasonCreateContainerConfigError, err, true)
+		}
+	}
+	if spec.TerminationMessagePath != "" {
+		if opts.TerminationMessageHostPath, err = s.terminationMessageFile(pod, st.Name); err != nil {
+			return fail(ReasonCreateContainerConfigError, err, true)
+		}
+	}
+	config, err := criconfig.BuildContainerConfig(ctx, pod, spec, opts)
+	if err != nil {
+		return fail(ReasonCreateContainerConfigError, err, true)
+	}
+	if err := os.MkdirAll(filepath.Join(sandboxConfig.GetLogDirectory(), st.Name), 0o755); err != nil {
+		return fail(ReasonCreateContainerError, fmt.Errorf("create container log directory: %w", err), true)
+	}
+	id, err := s.Runtime.CreateContainer(ctx, sandboxID, config, sandboxConfig)
+	if err != nil {
+		return fail(ReasonCreateContainerError, err, true)
+	}
+	s.Recorder.Eventf(ref, v1.EventTypeNormal, "Created", "Container created")
+	if err := s.Runtime.StartContainer(ctx, id); err != nil {
+		return fail(ReasonRunContainerError, err, true)
+	}
+	s.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
+	logger.Info("Started container", "containerID", id, "restartCount", st.RestartCount)
+	return Waiting{}, nil
+}
+
+// pullSecrets fetches the pod's imagePullSecrets; a missing one is skipped
+// (the pull may not need it), as the kubelet does.
+func (s *Syncer) pullSecrets(ctx context.Context, pod *v1.Pod) []v1.Secret {
+	var out []v1.Secret
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		sec, err := s.Secrets.Secret(ctx, pod.Namespace, ref.Name)
+		if err != nil {
+			klog.FromContext(ctx).V(2).Info("Unable to retrieve pull secret, the image pull may not succeed", "secret", ref.Name, "err", err)
+			continue
+		}
+		out = append(out, *sec)
+	}
+	return out
+}
+
+// targetContainerID finds the CRI container whose PID namespace an
+// ephemeral container with targetContainerName joins: the newest instance
+// of that regular or init container. Pods sharing the pod's or the host's
+// PID namespace need none.
+func targetContainerID(pod *v1.Pod, state *PodState, index int) (string, error) {
+	ec := pod.Spec.EphemeralContainers[index]
+	shared := pod.Spec.HostPID || (pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace)
+	if ec.TargetContainerName == "" || shared {
+		return "", nil
+	}
+	for _, typ := range []criconfig.ContainerType{criconfig.ContainerTypeRegular, criconfig.ContainerTypeInit} {
+		if c := state.Latest(typ, ec.TargetContainerName); c != nil {
+			return c.ID, nil
+		}
+	}
+	return "", fmt.Errorf("unable to find target container %s", ec.TargetContainerName)
+}
+
+// terminationMessageFile creates the host file bind-mounted at the
+// container's terminationMessagePath.
+func (s *Syncer) terminationMessageFile(pod *v1.Pod, name string) (string, error) {
+	dir := filepath.Join(s.cfg.RootDir, "pods", string(pod.UID), "containers", name)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create termination message directory: %w", err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	path := filepath.Join(dir, hex.EncodeToString(b))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o666)
+	if err != nil {
+		return "", fmt.Errorf("create termination message file: %w", err)
+	}
+	f.Close()
+	// The container may run as any user: the file must be writable to it.
+	return path, os.Chmod(path, 0o666)
+}
+
+// runPreStop runs an exec or httpGet preStop hook, bounded by timeout. A
+// failing hook is reported and the container is stopped all the same.
+func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, c *v1.Container, timeout time.Duration) {
+	logger := klog.FromContext(ctx).WithValues("containerName", c.Name)
+	h := c.Lifecycle.PreStop
+	var err error
+	switch {
+	case h.Exec != nil:
+		_, _, err = s.Runtime.ExecSync(ctx, id, h.Exec.Command, timeout)
+	case h.HTTPGet != nil:
+		err = httpGetHook(ctx, pod, c, h.HTTPGet, timeout)
+	case h.Sleep != nil:
+		select {
+		case <-ctx.Done():
+		case <-s.Clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		}
+	}
+	if err != nil {
+		s.Recorder.Eventf(containerRef(pod, criconfig.ContainerTypeRegular, c.Name), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
+		logger.V(1).Info("PreStop hook failed", "err", err)
+	}
+}
+
+func httpGetHook(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v1.HTTPGetAction, timeout time.Duration) error {
+	host := h.Host
+	if host == "" {
+		host = pod.Status.PodIP
+	}
+	port := h.Port.IntValue()
+	if port == 0 {
+		for _, p := range c.Ports {
+			if p.Name == h.Port.String() {
+				port = int(p.ContainerPort)
+			}
+		}
+	}
+	scheme := "http"
+	if h.Scheme == v1.URISchemeHTTPS {
+		scheme = "https"
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, strconv.Itoa(port))+h.Path, nil)
+	if err != nil {
+		return err
+	}
+	for _, hd := range h.HTTPHeaders {
+		req.Header.Add(hd.Name, hd.Value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %s", h.Path, c.Name, pod.Name, resp.Status)
+	}
+	return nil
+}
+
+// containerSpec returns the spec of the named container of that type; an
+// ephemeral container is converted to the common Container shape.
+func containerSpec(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.Container {
+	switch typ {
+	case criconfig.ContainerTypeInit:
+		for i := range pod.Spec.InitContainers {
+			if pod.Spec.InitContainers[i].Name == name {
+				return &pod.Spec.InitContainers[i]
+			}
+		}
+	case criconfig.ContainerTypeEphemeral:
+		for i := range pod.Spec.EphemeralContainers {
+			if pod.Spec.EphemeralContainers[i].Name == name {
+				c := v1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+				return &c
+			}
+		}
+	default:
+		for i := range pod.Spec.Containers {
+			if pod.Spec.Containers[i].Name == name {
+				return &pod.Spec.Containers[i]
+			}
+		}
+	}
+	return nil
+}
+
+// containerRef is the object Events about a container are attached to,
+// with the kubelet's fieldPath.
+func containerRef(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.ObjectReference {
+	field := "spec.containers"
+	switch typ {
+	case criconfig.ContainerTypeInit:
+		field = "spec.initContainers"
+	case criconfig.ContainerTypeEphemeral:
+		field = "spec.ephemeralContainers"
+	}
+	return &v1.ObjectReference{
+		Kind:            "Pod",
+		APIVersion:      "v1",
+		Namespace:       pod.Namespace,
+		Name:            pod.Name,
+		UID:             pod.UID,
+		ResourceVersion: pod.ResourceVersion,
+		FieldPath:       fmt.Sprintf("%s{%s}", field, name),
+	}
+}

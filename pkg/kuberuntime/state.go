@@ -1,0 +1,120 @@
+package kuberuntime
+
+import (
+	"sort"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+// PodState is what the CRI runtime holds for one pod: every sandbox and
+// every container labelled with the pod's UID, whatever their state. It is
+// the observed half of the plan's input.
+type PodState struct {
+	// Sandboxes, newest first.
+	Sandboxes []Sandbox
+	// Containers of the pod in any of its sandboxes, newest first.
+	Containers []Container
+}
+
+// Sandbox is one CRI pod sandbox of the pod.
+type Sandbox struct {
+	ID        string
+	Attempt   uint32
+	Ready     bool
+	CreatedAt time.Time
+	// IPs are the pod's addresses, primary first; empty for host network.
+	IPs []string
+}
+
+// Container is one CRI container of the pod, as CreateContainer labelled it
+// and ContainerStatus last reported it.
+type Container struct {
+	ID        string
+	SandboxID string
+	Name      string
+	Type      criconfig.ContainerType
+	// Attempt is the restart count the container was created with.
+	Attempt int
+	Hash    string
+	State   runtimeapi.ContainerState
+	// Image is the image the spec asked for; ImageRef the ID it resolved to.
+	Image, ImageRef string
+	CreatedAt       time.Time
+	StartedAt       time.Time
+	FinishedAt      time.Time
+	ExitCode        int32
+	// Reason and Message are the runtime's words about an exit, e.g.
+	// OOMKilled; Message may hold the termination message.
+	Reason, Message string
+	// TerminationMessagePath and TerminationMessagePolicy come from the
+	// container's annotations, for the status's termination message.
+	TerminationMessagePath   string
+	TerminationMessagePolicy string
+	// LogPath is the container's log file on the node.
+	LogPath string
+}
+
+// Running reports whether the container's process runs.
+func (c *Container) Running() bool { return c.State == runtimeapi.ContainerState_CONTAINER_RUNNING }
+
+// Exited reports whether the container ran and stopped.
+func (c *Container) Exited() bool { return c.State == runtimeapi.ContainerState_CONTAINER_EXITED }
+
+// Created reports whether the container exists but was never started: a
+// crash between CreateContainer and StartContainer leaves one behind.
+func (c *Container) Created() bool { return c.State == runtimeapi.ContainerState_CONTAINER_CREATED }
+
+// LatestSandbox returns the newest sandbox, or nil when there is none.
+func (s *PodState) LatestSandbox() *Sandbox {
+	if s == nil || len(s.Sandboxes) == 0 {
+		return nil
+	}
+	return &s.Sandboxes[0]
+}
+
+// Latest returns the newest container of that type and name in any sandbox,
+// or nil.
+func (s *PodState) Latest(typ criconfig.ContainerType, name string) *Container {
+	if s == nil {
+		return nil
+	}
+	for i := range s.Containers {
+		if c := &s.Containers[i]; c.Type == typ && c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Instances returns every container of that type and name, newest first.
+func (s *PodState) Instances(typ criconfig.ContainerType, name string) []*Container {
+	var out []*Container
+	for i := range s.Containers {
+		if c := &s.Containers[i]; c.Type == typ && c.Name == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Sort orders sandboxes and containers newest first, the order the plan
+// relies on. Ties (same creation time) fall back to the higher attempt.
+func (s *PodState) Sort() {
+	sort.SliceStable(s.Sandboxes, func(i, j int) bool {
+		a, b := s.Sandboxes[i], s.Sandboxes[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		return a.Attempt > b.Attempt
+	})
+	sort.SliceStable(s.Containers, func(i, j int) bool {
+		a, b := s.Containers[i], s.Containers[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		return a.Attempt > b.Attempt
+	})
+}

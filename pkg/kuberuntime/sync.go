@@ -1,0 +1,339 @@
+package kuberuntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+// Config holds the node facts the sync loop puts into CRI configs.
+type Config struct {
+	// PodLogsDir is where pod log directories go (kubelet: /var/log/pods).
+	PodLogsDir string
+	// RootDir is the agent's --root-dir; termination message files live
+	// under RootDir/pods/UID/containers.
+	RootDir string
+	// NodeName and NodeHostname are the node's; NodeIPs its addresses.
+	NodeName     string
+	NodeHostname string
+	NodeIPs      []string
+	// DNS configures pods' resolv.conf.
+	DNS criconfig.DNSOptions
+	// RuntimeHandler selects the CRI runtime handler ("" is the default).
+	RuntimeHandler string
+}
+
+// Deps are the sync loop's collaborators; see the interfaces' docs.
+type Deps struct {
+	Runtime  Runtime
+	Pods     PodSource
+	Images   Images
+	Volumes  Volumes
+	Secrets  Secrets
+	Status   StatusSink
+	Recorder Recorder
+	Clock    clock.Clock
+}
+
+// Syncer brings one pod at a time to its spec: observe the runtime, Plan,
+// execute, report status. It is safe for concurrent use on different pods;
+// the caller (Workers) never syncs one pod twice at once.
+type Syncer struct {
+	cfg Config
+	Deps
+	obs *observer
+}
+
+// NewSyncer returns a Syncer.
+func NewSyncer(cfg Config, deps Deps) *Syncer {
+	return &Syncer{cfg: cfg, Deps: deps, obs: newObserver(deps.Runtime)}
+}
+
+// errRetry marks a sync that left work undone (a start failed): the worker
+// retries it with backoff.
+var errRetry = errors.New("some containers failed to start")
+
+// SyncPod syncs the pod with that UID once. It returns when the pod wants
+// its next sync without any event (0: none) and an error when the sync
+// must be retried with backoff.
+func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, error) {
+	pod, exists := s.Pods.GetPodByUID(uid)
+	logger := klog.FromContext(ctx).WithValues("podUID", uid)
+	if exists {
+		logger = logger.WithValues("pod", klog.KObj(pod))
+	}
+	ctx = klog.NewContext(ctx, logger)
+
+	state, err := s.obs.observe(ctx, uid)
+	if err != nil {
+		return 0, err
+	}
+	if !exists {
+		return 0, s.removePod(ctx, uid, state)
+	}
+
+	var mounter Mounter
+	// Volumes serve containers that start or run; a pod being deleted or
+	// finished needs none (and its namespace may refuse new tokens).
+	if pod.DeletionTimestamp == nil && !podFinished(pod, state) {
+		if mounter, err = s.Volumes.SetUp(ctx, pod); err != nil {
+			// Nothing starts without its volumes; the pod waits in
+			// ContainerCreating and the Event says why.
+			s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "%v", err)
+			s.Status.SetPodStatus(pod, state, nil)
+			return 0, fmt.Errorf("set up volumes: %w", err)
+		}
+	}
+
+	actions := Plan(pod, state, s.Clock.Now())
+	waiting := map[ContainerKey]Waiting{}
+	failed := s.execute(ctx, pod, state, actions, mounter, waiting)
+
+	if actions.KillPod || actions.CreateSandbox || len(actions.ContainersToStart) > 0 || len(actions.ContainersToKill) > 0 {
+		if state, err = s.obs.observe(ctx, uid); err != nil {
+			return 0, err
+		}
+	}
+	s.Status.SetPodStatus(pod, state, waiting)
+
+	if pod.DeletionTimestamp != nil && !hasRunning(state) {
+		if err := s.Status.DeletePod(ctx, pod); err != nil {
+			return 0, fmt.Errorf("delete terminated pod: %w", err)
+		}
+	}
+	if failed {
+		return actions.RequeueAfter, errRetry
+	}
+	return actions.RequeueAfter, nil
+}
+
+// execute carries out actions in their documented order. Failures to start
+// a container are recorded in waiting and reported by the return value;
+// they never stop the other containers from starting.
+func (s *Syncer) execute(ctx context.Context, pod *v1.Pod, state *PodState, a Actions, mounter Mounter, waiting map[ContainerKey]Waiting) (failed bool) {
+	logger := klog.FromContext(ctx)
+	if a.KillPod {
+		if a.CreateSandbox && state.LatestSandbox() != nil {
+			s.Recorder.Eventf(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+		}
+		if err := s.killPod(ctx, pod, state); err != nil {
+			s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedKillPod", "error killing pod: %v", err)
+			logger.Error(err, "Failed to kill pod")
+			return true
+		}
+	}
+	for _, k := range a.ContainersToKill {
+		s.Recorder.Eventf(containerRef(pod, k.Type, k.Name), v1.EventTypeNormal, "Killing", "%s", k.Message)
+		if err := s.stopContainer(ctx, pod, k.ContainerID, k.Type, k.Name); err != nil {
+			logger.Error(err, "Failed to stop container", "containerName", k.Name, "containerID", k.ContainerID)
+			return true
+		}
+	}
+	for _, id := range a.ContainersToRemove {
+		if err := s.Runtime.RemoveContainer(ctx, id); err != nil {
+			logger.V(2).Info("Failed to remove old container", "containerID", id, "err", err)
+		}
+	}
+	for _, b := range a.BackOff {
+		waiting[ContainerKey{b.Type, b.Name}] = Waiting{Reason: "CrashLoopBackOff", Message: b.Message}
+		s.Recorder.Eventf(containerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
+	}
+	if len(a.ContainersToStart) == 0 {
+		return false
+	}
+
+	sandboxID := a.SandboxID
+	var attempt uint32
+	if sb := state.LatestSandbox(); sb != nil {
+		attempt = sb.Attempt
+	}
+	if a.CreateSandbox {
+		attempt = a.SandboxAttempt
+	}
+	sandboxConfig, err := criconfig.BuildSandboxConfig(pod, criconfig.SandboxOptions{
+		Attempt: attempt, PodLogsDir: s.cfg.PodLogsDir, NodeHostname: s.cfg.NodeHostname, DNS: s.cfg.DNS,
+	})
+	if err != nil {
+		s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		return true
+	}
+	if a.CreateSandbox {
+		if sandboxID, err = s.createSandbox(ctx, pod, sandboxConfig); err != nil {
+			s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			logger.Error(err, "Failed to create pod sandbox")
+			return true
+		}
+	}
+	podIPs := s.podIPs(ctx, pod, sandboxID, state, a.CreateSandbox)
+
+	for _, st := range a.ContainersToStart {
+		key := ContainerKey{st.Type, st.Name}
+		w, err := s.startContainer(ctx, pod, state, sandboxID, sandboxConfig, st, mounter, podIPs)
+		if err != nil {
+			failed = true
+			waiting[key] = w
+			logger.V(1).Info("Failed to start container", "containerName", st.Name, "containerType", st.Type, "reason", w.Reason, "err", err)
+			// An init container that cannot start blocks those after it;
+			// regular and ephemeral containers go on independently.
+			if st.Type == criconfig.ContainerTypeInit {
+				return true
+			}
+		}
+	}
+	return failed
+}
+
+func (s *Syncer) createSandbox(ctx context.Context, pod *v1.Pod, cfg *runtimeapi.PodSandboxConfig) (string, error) {
+	// The runtime writes container logs below this directory but does not
+	// create it.
+	if err := os.MkdirAll(cfg.GetLogDirectory(), 0o755); err != nil {
+		return "", fmt.Errorf("create pod log directory: %w", err)
+	}
+	id, err := s.Runtime.RunPodSandbox(ctx, cfg, s.cfg.RuntimeHandler)
+	if err != nil {
+		return "", err
+	}
+	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", cfg.GetMetadata().GetAttempt())
+	return id, nil
+}
+
+// podIPs returns the pod's addresses: the sandbox's, or the node's for a
+// host-network pod.
+func (s *Syncer) podIPs(ctx context.Context, pod *v1.Pod, sandboxID string, state *PodState, fresh bool) []string {
+	if pod.Spec.HostNetwork {
+		return s.cfg.NodeIPs
+	}
+	if !fresh {
+		if sb := state.LatestSandbox(); sb != nil && sb.ID == sandboxID {
+			return sb.IPs
+		}
+	}
+	resp, err := s.Runtime.PodSandboxStatus(ctx, sandboxID, false)
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	if n := resp.GetStatus().GetNetwork(); n != nil && n.GetIp() != "" {
+		ips = append(ips, n.GetIp())
+		for _, ip := range n.GetAdditionalIps() {
+			ips = append(ips, ip.GetIp())
+		}
+	}
+	return ips
+}
+
+// killPod stops every running container in parallel, honouring the grace
+// period and preStop hooks, then stops the pod's ready sandboxes.
+func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *PodState) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range state.Containers {
+		c := &state.Containers[i]
+		if !c.Running() && !c.Created() {
+			continue
+		}
+		wg.Go(func() {
+			s.Recorder.Eventf(containerRef(pod, c.Type, c.Name), v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+			if err := s.stopContainer(ctx, pod, c.ID, c.Type, c.Name); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, sb := range state.Sandboxes {
+		if sb.Ready {
+			if err := s.Runtime.StopPodSandbox(ctx, sb.ID); err != nil {
+				return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// stopContainer runs the container's preStop hook, then stops it with what
+// is left of the grace period.
+func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, name string) error {
+	grace := gracePeriod(pod)
+	start := s.Clock.Now()
+	if spec := containerSpec(pod, typ, name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
+		s.runPreStop(ctx, pod, id, spec, time.Duration(grace)*time.Second)
+		grace -= int64(s.Clock.Since(start) / time.Second)
+		// As the kubelet: the container always gets a last moment to stop.
+		grace = max(grace, 2)
+	}
+	if err := s.Runtime.StopContainer(ctx, id, grace); err != nil {
+		return fmt.Errorf("stop container %s: %w", name, err)
+	}
+	return nil
+}
+
+// removePod removes every runtime object and volume of a pod that no longer
+// exists in the API.
+func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *PodState) error {
+	logger := klog.FromContext(ctx)
+	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
+		s.Status.ForgetPod(uid)
+		return s.Volumes.TearDown(ctx, uid)
+	}
+	logger.V(1).Info("Removing runtime objects of a pod that no longer exists")
+	for i := range state.Containers {
+		c := &state.Containers[i]
+		if c.Running() {
+			// The API object is gone: its grace period was spent or
+			// waived already.
+			if err := s.Runtime.StopContainer(ctx, c.ID, 0); err != nil {
+				return fmt.Errorf("stop container %s: %w", c.ID, err)
+			}
+		}
+		if err := s.Runtime.RemoveContainer(ctx, c.ID); err != nil {
+			return fmt.Errorf("remove container %s: %w", c.ID, err)
+		}
+	}
+	for _, sb := range state.Sandboxes {
+		if err := s.Runtime.StopPodSandbox(ctx, sb.ID); err != nil {
+			return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, err)
+		}
+		if err := s.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
+			return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
+		}
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(s.cfg.PodLogsDir, "*_"+string(uid))); len(dirs) > 0 {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}
+	s.Status.ForgetPod(uid)
+	return s.Volumes.TearDown(ctx, uid)
+}
+
+// gracePeriod is how long containers get to stop: the deletion's grace
+// period once deletion started, the spec's otherwise (kubelet default 30s).
+func gracePeriod(pod *v1.Pod) int64 {
+	if pod.DeletionGracePeriodSeconds != nil {
+		return *pod.DeletionGracePeriodSeconds
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return 30
+}

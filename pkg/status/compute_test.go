@@ -1,0 +1,254 @@
+package status
+
+import (
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+)
+
+var (
+	t0   = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	node = NodeInfo{HostIPs: []string{"127.0.0.1"}, RuntimeName: "containerd"}
+)
+
+func pod(mutate ...func(*v1.Pod)) *v1.Pod {
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default", UID: "uid-1"},
+		Spec: v1.PodSpec{
+			RestartPolicy: v1.RestartPolicyAlways,
+			Containers:    []v1.Container{{Name: "app", Image: "localhost/distroless-app:test"}},
+		},
+	}
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+func ephemeral(names ...string) func(*v1.Pod) {
+	return func(p *v1.Pod) {
+		for _, n := range names {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
+				EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: n, Image: "localhost/busybox:test"}, TargetContainerName: "app"})
+		}
+	}
+}
+
+func ctr(id string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, exit int32, reason string) kuberuntime.Container {
+	c := kuberuntime.Container{ID: id, SandboxID: "sb1", Type: typ, Name: name, State: st, Attempt: attempt, ExitCode: exit, Reason: reason,
+		ImageRef: "sha256:abc", CreatedAt: t0.Add(time.Duration(attempt) * time.Second), StartedAt: t0.Add(time.Duration(attempt) * time.Second)}
+	if st == runtimeapi.ContainerState_CONTAINER_EXITED {
+		c.FinishedAt = c.StartedAt.Add(time.Second)
+	}
+	return c
+}
+
+func podState(cs ...kuberuntime.Container) *kuberuntime.PodState {
+	s := &kuberuntime.PodState{Sandboxes: []kuberuntime.Sandbox{{ID: "sb1", Ready: true, CreatedAt: t0, IPs: []string{"10.88.2.5"}}}, Containers: cs}
+	s.Sort()
+	return s
+}
+
+const (
+	running = runtimeapi.ContainerState_CONTAINER_RUNNING
+	exited  = runtimeapi.ContainerState_CONTAINER_EXITED
+	created = runtimeapi.ContainerState_CONTAINER_CREATED
+	reg     = criconfig.ContainerTypeRegular
+	eph     = criconfig.ContainerTypeEphemeral
+	ini     = criconfig.ContainerTypeInit
+)
+
+func TestEphemeralContainerStatuses(t *testing.T) {
+	appRunning := ctr("c1", reg, "app", running, 0, 0, "")
+	for _, tc := range []struct {
+		name    string
+		pod     *v1.Pod
+		state   *kuberuntime.PodState
+		waiting map[kuberuntime.ContainerKey]kuberuntime.Waiting
+		check   func(t *testing.T, s v1.ContainerStatus)
+	}{
+		{
+			name:  "not created yet: ContainerCreating",
+			pod:   pod(ephemeral("debug")),
+			state: podState(appRunning),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Waiting == nil || s.State.Waiting.Reason != "ContainerCreating" {
+					t.Errorf("state = %+v", s.State)
+				}
+			},
+		},
+		{
+			name: "pod with init containers: PodInitializing",
+			pod: pod(ephemeral("debug"), func(p *v1.Pod) {
+				p.Spec.InitContainers = []v1.Container{{Name: "init", Image: "x"}}
+			}),
+			state: podState(ctr("i1", ini, "init", running, 0, 0, "")),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Waiting == nil || s.State.Waiting.Reason != "PodInitializing" {
+					t.Errorf("state = %+v", s.State)
+				}
+			},
+		},
+		{
+			name:    "start failed: the error's reason",
+			pod:     pod(ephemeral("debug")),
+			state:   podState(appRunning),
+			waiting: map[kuberuntime.ContainerKey]kuberuntime.Waiting{{Type: eph, Name: "debug"}: {Reason: "CreateContainerConfigError", Message: "unable to find target container app"}},
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Waiting == nil || s.State.Waiting.Reason != "CreateContainerConfigError" || s.State.Waiting.Message != "unable to find target container app" {
+					t.Errorf("state = %+v", s.State)
+				}
+			},
+		},
+		{
+			name:  "running",
+			pod:   pod(ephemeral("debug")),
+			state: podState(appRunning, ctr("e1", eph, "debug", running, 0, 0, "")),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Running == nil || s.ContainerID != "containerd://e1" || s.Ready || s.RestartCount != 0 || s.ImageID != "sha256:abc" {
+					t.Errorf("status = %+v", s)
+				}
+			},
+		},
+		{
+			name:  "exited 0: Completed",
+			pod:   pod(ephemeral("debug")),
+			state: podState(appRunning, ctr("e1", eph, "debug", exited, 0, 0, "")),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Terminated == nil || s.State.Terminated.Reason != "Completed" || s.State.Terminated.ContainerID != "containerd://e1" || s.State.Terminated.FinishedAt.IsZero() {
+					t.Errorf("state = %+v", s.State.Terminated)
+				}
+			},
+		},
+		{
+			name:  "exited 3: Error",
+			pod:   pod(ephemeral("debug")),
+			state: podState(appRunning, ctr("e1", eph, "debug", exited, 0, 3, "")),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Terminated == nil || s.State.Terminated.Reason != "Error" || s.State.Terminated.ExitCode != 3 {
+					t.Errorf("state = %+v", s.State.Terminated)
+				}
+			},
+		},
+		{
+			name:  "OOM killed",
+			pod:   pod(ephemeral("debug")),
+			state: podState(appRunning, ctr("e1", eph, "debug", exited, 0, 137, "OOMKilled")),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Terminated == nil || s.State.Terminated.Reason != "OOMKilled" {
+					t.Errorf("state = %+v", s.State.Terminated)
+				}
+			},
+		},
+		{
+			name:  "created, not started: ContainerCreating",
+			pod:   pod(ephemeral("debug")),
+			state: podState(appRunning, ctr("e1", eph, "debug", created, 0, 0, "")),
+			check: func(t *testing.T, s v1.ContainerStatus) {
+				if s.State.Waiting == nil || s.State.Waiting.Reason != "ContainerCreating" || s.ContainerID != "containerd://e1" {
+					t.Errorf("status = %+v", s)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Compute(tc.pod, tc.state, tc.waiting, node, t0)
+			if len(s.EphemeralContainerStatuses) != 1 {
+				t.Fatalf("%d ephemeral statuses, want 1", len(s.EphemeralContainerStatuses))
+			}
+			tc.check(t, s.EphemeralContainerStatuses[0])
+			if s.Phase != v1.PodRunning && len(tc.pod.Spec.InitContainers) == 0 {
+				t.Errorf("phase = %s: an ephemeral container never changes the pod's phase", s.Phase)
+			}
+		})
+	}
+}
+
+func TestEphemeralStatusesSortedByName(t *testing.T) {
+	s := Compute(pod(ephemeral("zeta", "alpha", "mid")), podState(), nil, node, t0)
+	var names []string
+	for _, c := range s.EphemeralContainerStatuses {
+		names = append(names, c.Name)
+	}
+	if len(names) != 3 || names[0] != "alpha" || names[1] != "mid" || names[2] != "zeta" {
+		t.Errorf("order = %v, want alpha mid zeta", names)
+	}
+}
+
+func TestPhase(t *testing.T) {
+	never := func(p *v1.Pod) { p.Spec.RestartPolicy = v1.RestartPolicyNever }
+	onFailure := func(p *v1.Pod) { p.Spec.RestartPolicy = v1.RestartPolicyOnFailure }
+	for _, tc := range []struct {
+		name  string
+		pod   *v1.Pod
+		state *kuberuntime.PodState
+		want  v1.PodPhase
+	}{
+		{"nothing yet", pod(), &kuberuntime.PodState{}, v1.PodPending},
+		{"running", pod(), podState(ctr("c1", reg, "app", running, 0, 0, "")), v1.PodRunning},
+		{"Never, exit 0", pod(never), podState(ctr("c1", reg, "app", exited, 0, 0, "")), v1.PodSucceeded},
+		{"Never, exit 3", pod(never), podState(ctr("c1", reg, "app", exited, 0, 3, "")), v1.PodFailed},
+		{"OnFailure, exit 0", pod(onFailure), podState(ctr("c1", reg, "app", exited, 0, 0, "")), v1.PodSucceeded},
+		{"Always, exited", pod(), podState(ctr("c1", reg, "app", exited, 0, 1, "")), v1.PodRunning},
+		{"init running", pod(func(p *v1.Pod) { p.Spec.InitContainers = []v1.Container{{Name: "i"}} }), podState(ctr("i1", ini, "i", running, 0, 0, "")), v1.PodPending},
+		{"init failed under Never", pod(never, func(p *v1.Pod) { p.Spec.InitContainers = []v1.Container{{Name: "i"}} }), podState(ctr("i1", ini, "i", exited, 0, 1, "")), v1.PodFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Compute(tc.pod, tc.state, nil, node, t0).Phase; got != tc.want {
+				t.Errorf("phase = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCrashLoopBackOffStatus(t *testing.T) {
+	st := podState(ctr("c2", reg, "app", exited, 1, 2, ""), ctr("c1", reg, "app", exited, 0, 2, ""))
+	w := map[kuberuntime.ContainerKey]kuberuntime.Waiting{{Type: reg, Name: "app"}: {Reason: "CrashLoopBackOff", Message: "back-off 10s restarting failed container=app pod=app_default(uid-1)"}}
+	s := Compute(pod(), st, w, node, t0)
+	cs := s.ContainerStatuses[0]
+	if cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" || cs.RestartCount != 1 ||
+		cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ContainerID != "containerd://c2" {
+		t.Errorf("status = %+v", cs)
+	}
+	if s.Phase != v1.PodRunning {
+		t.Errorf("phase = %s, want Running", s.Phase)
+	}
+	for _, c := range s.Conditions {
+		if c.Type == v1.PodReady && (c.Status != v1.ConditionFalse || c.Reason != "ContainersNotReady") {
+			t.Errorf("Ready = %+v", c)
+		}
+	}
+}
+
+func TestConditionsKeepTransitionTimes(t *testing.T) {
+	p := pod()
+	earlier := metav1.NewTime(t0.Add(-time.Hour))
+	p.Status.Conditions = []v1.PodCondition{
+		{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: earlier},
+		{Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: earlier},
+	}
+	s := Compute(p, podState(ctr("c1", reg, "app", running, 0, 0, "")), nil, node, t0)
+	var sawScheduled bool
+	for _, c := range s.Conditions {
+		switch c.Type {
+		case v1.PodReady:
+			if !c.LastTransitionTime.Equal(&earlier) {
+				t.Errorf("Ready transition moved to %v", c.LastTransitionTime)
+			}
+		case v1.PodScheduled:
+			sawScheduled = true
+		}
+	}
+	if !sawScheduled {
+		t.Error("PodScheduled, owned by the scheduler, was dropped")
+	}
+	if s.PodIP != "10.88.2.5" || s.HostIP != "127.0.0.1" || s.QOSClass != v1.PodQOSBestEffort {
+		t.Errorf("podIP %s hostIP %s qos %s", s.PodIP, s.HostIP, s.QOSClass)
+	}
+}

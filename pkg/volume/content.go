@@ -1,0 +1,228 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+)
+
+// contentVolume is a volume whose files come from the API (configMap,
+// secret, projected) or from the pod itself (downwardAPI).
+type contentVolume struct {
+	plugin string
+	medium v1.StorageMedium
+	// payload computes the files; it is called on every SetUp.
+	payload func(ctx context.Context) (map[string]fileProjection, error)
+}
+
+// contentVolumeFor returns how to build vol's files, or false when vol is
+// not a content volume.
+func (m *Manager) contentVolumeFor(pod *v1.Pod, vol *v1.Volume, fsGroup, fsUser *int64) (contentVolume, bool) {
+	switch src := vol.VolumeSource; {
+	case src.ConfigMap != nil:
+		return contentVolume{plugin: pluginConfigMap, medium: v1.StorageMediumDefault, payload: func(ctx context.Context) (map[string]fileProjection, error) {
+			optional := src.ConfigMap.Optional != nil && *src.ConfigMap.Optional
+			cm, err := m.configMap(ctx, pod.Namespace, src.ConfigMap.Name, optional)
+			if err != nil {
+				return nil, err
+			}
+			return configMapPayload(src.ConfigMap.Items, cm, src.ConfigMap.DefaultMode, optional)
+		}}, true
+	case src.Secret != nil:
+		return contentVolume{plugin: pluginSecret, medium: v1.StorageMediumMemory, payload: func(ctx context.Context) (map[string]fileProjection, error) {
+			optional := src.Secret.Optional != nil && *src.Secret.Optional
+			secret, err := m.secret(ctx, pod.Namespace, src.Secret.SecretName, optional)
+			if err != nil {
+				return nil, err
+			}
+			return secretPayload(src.Secret.Items, secret, src.Secret.DefaultMode, optional)
+		}}, true
+	case src.DownwardAPI != nil:
+		return contentVolume{plugin: pluginDownwardAPI, medium: v1.StorageMediumMemory, payload: func(context.Context) (map[string]fileProjection, error) {
+			alloc, err := m.nodeAllocatable()
+			if err != nil {
+				return nil, err
+			}
+			return downwardAPIPayload(src.DownwardAPI.Items, pod, alloc, src.DownwardAPI.DefaultMode)
+		}}, true
+	case src.Projected != nil:
+		return contentVolume{plugin: pluginProjected, medium: v1.StorageMediumMemory, payload: func(ctx context.Context) (map[string]fileProjection, error) {
+			return m.projectedPayload(ctx, pod, src.Projected, fsGroup, fsUser)
+		}}, true
+	}
+	return contentVolume{}, false
+}
+
+// setUpContent builds a content volume's files and writes them atomically
+// into its directory, which it prepares first. It returns the directory and
+// whether the volume had been published before (so a failure leaves it
+// usable with its previous content).
+func (m *Manager) setUpContent(ctx context.Context, pod *v1.Pod, vol *v1.Volume, cv contentVolume, fsGroup *int64) (string, bool, error) {
+	dir := m.layout.volumeDir(pod.UID, cv.plugin, vol.Name)
+	_, err := os.Lstat(filepath.Join(dir, dataDirName))
+	published := err == nil
+
+	// The files are computed before anything is created, so that a
+	// missing configMap leaves no empty volume behind.
+	payload, err := cv.payload(ctx)
+	if err != nil {
+		return dir, published, err
+	}
+	if _, err := m.setUpEmptyDir(ctx, emptyDirSpec{pod: pod, volName: vol.Name, dir: dir, medium: cv.medium, fsGroup: fsGroup}); err != nil {
+		return dir, published, err
+	}
+	if err := makeNestedMountPoints(vol.Name, dir, pod); err != nil {
+		return dir, published, err
+	}
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "volume", vol.Name)
+	w := &atomicWriter{dir: dir, logger: logger, now: m.clock.Now}
+	written, err := w.write(payload, func() error {
+		// New files may sit outside the timestamped directory too (the
+		// visible links): change the whole volume.
+		return applyFSGroup(logger, dir, fsGroup, true)
+	})
+	if err != nil {
+		return dir, published, err
+	}
+	if written {
+		logger.V(2).Info("Updated volume content", "plugin", cv.plugin, "files", len(payload))
+	}
+	return dir, true, nil
+}
+
+// configMap gets a configMap, worded as the kubelet's FailedMount message
+// when it is missing (`configmap "x" not found`). A missing optional one
+// reads as empty.
+func (m *Manager) configMap(ctx context.Context, namespace, name string, optional bool) (*v1.ConfigMap, error) {
+	cm, err := m.api.ConfigMap(ctx, namespace, name)
+	switch {
+	case err == nil:
+		return cm, nil
+	case apierrors.IsNotFound(err) && optional:
+		return &v1.ConfigMap{}, nil
+	case apierrors.IsNotFound(err):
+		return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
+	}
+	return nil, err
+}
+
+// secret is configMap for a secret (`secret "x" not found`).
+func (m *Manager) secret(ctx context.Context, namespace, name string, optional bool) (*v1.Secret, error) {
+	s, err := m.api.Secret(ctx, namespace, name)
+	switch {
+	case err == nil:
+		return s, nil
+	case apierrors.IsNotFound(err) && optional:
+		return &v1.Secret{}, nil
+	case apierrors.IsNotFound(err):
+		return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+	}
+	return nil, err
+}
+
+// projectedPayload merges the files of a projected volume's sources, later
+// sources winning on a shared path. Every failing source is reported, as
+// the kubelet does.
+func (m *Manager) projectedPayload(ctx context.Context, pod *v1.Pod, src *v1.ProjectedVolumeSource, fsGroup, fsUser *int64) (map[string]fileProjection, error) {
+	if src.DefaultMode == nil {
+		return nil, errNoDefaultMode
+	}
+	var errs []error
+	payload := map[string]fileProjection{}
+	merge := func(p map[string]fileProjection, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		for k, v := range p {
+			payload[k] = v
+		}
+	}
+	for _, s := range src.Sources {
+		switch {
+		case s.ConfigMap != nil:
+			optional := s.ConfigMap.Optional != nil && *s.ConfigMap.Optional
+			cm, err := m.configMap(ctx, pod.Namespace, s.ConfigMap.Name, optional)
+			if err != nil {
+				merge(nil, err)
+				continue
+			}
+			merge(configMapPayload(s.ConfigMap.Items, cm, src.DefaultMode, optional))
+		case s.Secret != nil:
+			optional := s.Secret.Optional != nil && *s.Secret.Optional
+			secret, err := m.secret(ctx, pod.Namespace, s.Secret.Name, optional)
+			if err != nil {
+				merge(nil, err)
+				continue
+			}
+			merge(secretPayload(s.Secret.Items, secret, src.DefaultMode, optional))
+		case s.DownwardAPI != nil:
+			alloc, err := m.nodeAllocatable()
+			if err != nil {
+				merge(nil, err)
+				continue
+			}
+			merge(downwardAPIPayload(s.DownwardAPI.Items, pod, alloc, src.DefaultMode))
+		case s.ServiceAccountToken != nil:
+			merge(m.tokenPayload(ctx, pod, s.ServiceAccountToken, *src.DefaultMode, fsGroup, fsUser))
+		case s.ClusterTrustBundle != nil:
+			merge(nil, errors.New("clusterTrustBundle projections are not supported by this node agent"))
+		case s.PodCertificate != nil:
+			merge(nil, errors.New("podCertificate projections are not supported by this node agent"))
+		}
+	}
+	return payload, aggregate(errs)
+}
+
+// tokenPayload returns the file of a serviceAccountToken projection: a
+// token bound to the pod, mode 0600 when it is owned by the pod's user or
+// fsGroup (fsGroup then makes it 0640), else the volume's defaultMode.
+func (m *Manager) tokenPayload(ctx context.Context, pod *v1.Pod, p *v1.ServiceAccountTokenProjection, defaultMode int32, fsGroup, fsUser *int64) (map[string]fileProjection, error) {
+	mode := defaultMode
+	if fsUser != nil || fsGroup != nil {
+		mode = 0o600
+	}
+	var audiences []string
+	if p.Audience != "" {
+		audiences = []string{p.Audience}
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		Audiences:         audiences,
+		ExpirationSeconds: p.ExpirationSeconds,
+		BoundObjectRef: &authenticationv1.BoundObjectReference{
+			APIVersion: "v1",
+			Kind:       "Pod",
+			Name:       pod.Name,
+			UID:        pod.UID,
+		},
+	}}
+	got, err := m.tokens.get(ctx, m.api.CreateToken, pod.Namespace, pod.Spec.ServiceAccountName, tr)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]fileProjection{p.Path: {Data: []byte(got.Status.Token), Mode: mode, FsUser: fsUser}}, nil
+}
+
+// makeNestedMountPoints creates, in a read-only volume's directory, the
+// directories where other volumes are mounted beneath it in some
+// container: the runtime cannot create them in a read-only bind mount.
+func makeNestedMountPoints(volName, dir string, pod *v1.Pod) error {
+	dirs, err := nestedMountPoints(volName, pod)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(dir, d), nestedMountPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("unable to create nested volume mountpoints: %w", err)
+		}
+	}
+	return nil
+}
