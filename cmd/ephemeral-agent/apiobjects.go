@@ -5,6 +5,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -15,11 +16,22 @@ import (
 type apiObjects struct{ client kubernetes.Interface }
 
 func (a apiObjects) ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error) {
-	return a.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	cm, err := a.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	return cm, kubeletNotFound(err, "configmap", name)
 }
 
 func (a apiObjects) Secret(ctx context.Context, namespace, name string) (*v1.Secret, error) {
-	return a.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	s, err := a.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	return s, kubeletNotFound(err, "secret", name)
+}
+
+// kubeletNotFound words a NotFound error as the kubelet's (`configmap "x"
+// not found`, singular), which users see in Waiting messages and Events.
+func kubeletNotFound(err error, resource, name string) error {
+	if apierrors.IsNotFound(err) {
+		return apierrors.NewNotFound(v1.Resource(resource), name)
+	}
+	return err
 }
 
 func (a apiObjects) CreateToken(ctx context.Context, namespace, serviceAccount string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {

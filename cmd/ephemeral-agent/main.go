@@ -114,13 +114,12 @@ func run(ctx context.Context, o *options) error {
 		RuntimeStatusTimeout:  min(o.runtimeRequestTimeout, 5*time.Second),
 	}, client, runtime, machine, clock.RealClock{})
 
-	pm, err := newPodMachinery(ctx, o, client, runtime)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pm, err := newPodMachinery(ctx, o, client, runtime, machine, registry)
 	if err != nil {
 		return err
 	}
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := server.New(server.Config{
 		Address:        o.address,
 		Port:           o.port,

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -19,6 +22,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podsource"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/status"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
@@ -31,10 +35,12 @@ type podMachinery struct {
 	workers     *kuberuntime.Workers
 	syncer      *kuberuntime.Syncer
 	status      *status.Manager
+	volumes     *volume.Manager
+	runtime     internalapi.RuntimeService
 	broadcaster record.EventBroadcaster
 }
 
-func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interface, runtime internalapi.RuntimeService) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interface, runtime internalapi.RuntimeService, machine node.MachineInfo, reg prometheus.Registerer) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -53,7 +59,12 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	api := apiObjects{client}
 	clk := clock.RealClock{}
 
-	pm := &podMachinery{broadcaster: broadcaster}
+	pm := &podMachinery{broadcaster: broadcaster, runtime: runtime,
+		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(machine.Capacity))}
+	// Mount propagation into containers needs the root directory shared.
+	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
+		return nil, fmt.Errorf("prepare root dir: %w", err)
+	}
 	pm.source, err = podsource.New(client, o.nodeName, func(uid types.UID) { pm.workers.Enqueue(uid) })
 	if err != nil {
 		return nil, err
@@ -65,16 +76,18 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		NodeName:     o.nodeName,
 		NodeHostname: o.hostnameOverride,
 		NodeIPs:      []string{o.nodeIP},
-		DNS:          criconfig.DNSOptions{ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain, ResolvConf: o.resolvConf},
+		DNS:          criconfig.DNSOptions{ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain, ResolvConf: o.resolvConf, NodeIPs: []string{o.nodeIP}},
+		Node:         nodeConfig(o, machine),
 	}, kuberuntime.Deps{
 		Runtime:  runtime,
 		Pods:     pm.source,
 		Images:   images.NewPuller(imageService, recorder, images.NewBackoff()),
-		Volumes:  volumes{volume.NewManager(o.rootDir, api, clk)},
+		Volumes:  volumes{pm.volumes},
 		Secrets:  api,
 		Status:   pm.status,
 		Recorder: recorder,
 		Clock:    clk,
+		Metrics:  kuberuntime.NewMetrics(reg),
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:      16,
@@ -97,12 +110,49 @@ func (pm *podMachinery) run(ctx context.Context) error {
 		return fmt.Errorf("pod cache did not sync")
 	}
 	klog.FromContext(ctx).Info("Pod cache synced", "pods", len(pm.source.Pods()))
+	keep := map[types.UID]bool{}
 	for _, p := range pm.source.Pods() {
+		keep[p.UID] = true
 		pm.workers.Enqueue(p.UID)
 	}
+	pm.cleanupOrphanedVolumes(ctx, keep)
 	go pm.status.Run(ctx, 4)
 	pm.workers.Run(ctx)
 	return nil
+}
+
+// cleanupOrphanedVolumes removes the volumes of pods deleted while the agent
+// was down. Pods that still have runtime sandboxes keep theirs until their
+// sync removes both, so nothing is unmounted under a running container.
+func (pm *podMachinery) cleanupOrphanedVolumes(ctx context.Context, keep map[types.UID]bool) {
+	logger := klog.FromContext(ctx)
+	sandboxes, err := pm.runtime.ListPodSandbox(ctx, nil)
+	if err != nil {
+		logger.Error(err, "Skipped orphaned volume cleanup: cannot list pod sandboxes")
+		return
+	}
+	for _, sb := range sandboxes {
+		if uid := sb.GetLabels()[criconfig.LabelPodUID]; uid != "" {
+			keep[types.UID(uid)] = true
+		}
+	}
+	if err := pm.volumes.CleanupOrphans(ctx, keep); err != nil {
+		logger.Error(err, "Failed to clean up orphaned pod volumes")
+	}
+}
+
+// nodeConfig describes the machine to the config builder: cgroup version,
+// swap accounting and capacity decide container resources and OOM scores.
+func nodeConfig(o *options, machine node.MachineInfo) criconfig.NodeConfig {
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	mem := machine.Capacity[v1.ResourceMemory]
+	return criconfig.NodeConfig{
+		CgroupV2:           exists("/sys/fs/cgroup/cgroup.controllers"),
+		SwapController:     exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || exists("/sys/fs/cgroup/memory.swap.max"),
+		MemoryCapacity:     mem.Value(),
+		Allocatable:        machine.Capacity.DeepCopy(),
+		SeccompProfileRoot: filepath.Join(o.rootDir, "seccomp"),
+	}
 }
 
 // volumes adapts the volume manager to the sync loop's interface.

@@ -37,7 +37,9 @@ func testPod(mutate ...func(*v1.Pod)) *v1.Pod {
 		Status: v1.PodStatus{QOSClass: v1.PodQOSBestEffort},
 	}
 	for _, m := range mutate {
-		m(p)
+		if m != nil {
+			m(p)
+		}
 	}
 	return p
 }

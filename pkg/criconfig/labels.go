@@ -19,9 +19,10 @@ const (
 	LabelContainerName = "io.kubernetes.container.name"
 )
 
-// Annotations the kubelet puts on containers to remember what it needs after
-// a restart, when the pod spec may be gone or changed. The names keep their
-// historical "Label" look because tools (crictl, log collectors) read them.
+// Annotations the kubelet puts on containers to remember what it needs
+// later without the pod spec (which may have changed or be gone): the spec
+// hash, restart count, termination-message settings, grace periods and the
+// preStop hook. Tools such as crictl show them under these names.
 const (
 	AnnotationContainerHash             = "io.kubernetes.container.hash"
 	AnnotationRestartCount              = "io.kubernetes.container.restartCount"
@@ -34,10 +35,11 @@ const (
 	AnnotationPreStopHandler = "io.kubernetes.container.preStopHandler"
 	// AnnotationContainerPorts holds the JSON of the container's ports.
 	AnnotationContainerPorts = "io.kubernetes.container.ports"
-	// AnnotationContainerType is the agent's own: the kubelet tells init,
-	// regular and ephemeral containers apart by looking names up in the
-	// spec, which fails once an ephemeral container's name is reused or the
-	// spec is gone, so the agent records the type on the container.
+	// AnnotationContainerType is the agent's own. The kubelet tells init,
+	// regular and ephemeral containers apart by looking their names up in
+	// the current spec; recording the type lets the agent classify a
+	// container from CRI state alone, before the pod is known again after a
+	// restart or once it is deleted.
 	AnnotationContainerType = "io.kubernetes.container.type"
 )
 

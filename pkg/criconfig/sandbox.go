@@ -56,9 +56,10 @@ func BuildSandboxConfig(pod *v1.Pod, opts SandboxOptions) (*runtimeapi.PodSandbo
 	for _, o := range []sandboxOpt{
 		withSandboxMetadata(pod, opts.Attempt),
 		withSandboxLabels(pod),
+		// DNS first, as the kubelet, so the same error wins.
+		withDNS(pod, opts.DNS, opts.Recorder),
 		withSandboxHostname(pod, opts.DNS.ClusterDomain),
 		withLogDirectory(pod, opts.PodLogsDir),
-		withDNS(pod, opts.DNS, opts.Recorder),
 		withPortMappings(pod),
 		withCgroupParent(opts.CgroupParent),
 		withSandboxSecurityContext(pod),

@@ -81,6 +81,7 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, state *PodStat
 		HostIPs:      s.cfg.NodeIPs,
 		NodeName:     s.cfg.NodeName,
 		Sources:      s.Secrets,
+		Node:         s.cfg.Node,
 	}
 	if len(podIPs) > 0 {
 		opts.PodIP = podIPs[0]

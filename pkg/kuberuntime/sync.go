@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
 )
 
 // Config holds the node facts the sync loop puts into CRI configs.
@@ -31,6 +32,8 @@ type Config struct {
 	NodeIPs      []string
 	// DNS configures pods' resolv.conf.
 	DNS criconfig.DNSOptions
+	// Node describes the machine for resource and security settings.
+	Node criconfig.NodeConfig
 	// RuntimeHandler selects the CRI runtime handler ("" is the default).
 	RuntimeHandler string
 }
@@ -45,6 +48,8 @@ type Deps struct {
 	Status   StatusSink
 	Recorder Recorder
 	Clock    clock.Clock
+	// Metrics may be nil.
+	Metrics *Metrics
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -89,11 +94,18 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	// finished needs none (and its namespace may refuse new tokens).
 	if pod.DeletionTimestamp == nil && !podFinished(pod, state) {
 		if mounter, err = s.Volumes.SetUp(ctx, pod); err != nil {
-			// Nothing starts without its volumes; the pod waits in
-			// ContainerCreating and the Event says why.
-			s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "%v", err)
-			s.Status.SetPodStatus(pod, state, nil)
-			return 0, fmt.Errorf("set up volumes: %w", err)
+			failures := volume.FailedMounts(err)
+			for _, f := range failures {
+				s.Recorder.Eventf(pod, v1.EventTypeWarning, volume.FailedMountReason, "%s", f.Error())
+			}
+			if len(failures) == 0 || !allStale(failures) {
+				// Nothing starts without its volumes; the pod waits in
+				// ContainerCreating and the Events say why.
+				s.Status.SetPodStatus(pod, state, nil)
+				return 0, fmt.Errorf("set up volumes: %w", err)
+			}
+			// Only refreshes failed: the volumes still hold their earlier
+			// content, and running containers are not held back for it.
 		}
 	}
 
@@ -163,7 +175,7 @@ func (s *Syncer) execute(ctx context.Context, pod *v1.Pod, state *PodState, a Ac
 		attempt = a.SandboxAttempt
 	}
 	sandboxConfig, err := criconfig.BuildSandboxConfig(pod, criconfig.SandboxOptions{
-		Attempt: attempt, PodLogsDir: s.cfg.PodLogsDir, NodeHostname: s.cfg.NodeHostname, DNS: s.cfg.DNS,
+		Attempt: attempt, PodLogsDir: s.cfg.PodLogsDir, NodeHostname: s.cfg.NodeHostname, DNS: s.cfg.DNS, Node: s.cfg.Node,
 	})
 	if err != nil {
 		s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
@@ -180,10 +192,20 @@ func (s *Syncer) execute(ctx context.Context, pod *v1.Pod, state *PodState, a Ac
 
 	for _, st := range a.ContainersToStart {
 		key := ContainerKey{st.Type, st.Name}
+		eph := st.Type == criconfig.ContainerTypeEphemeral
+		if eph {
+			s.Metrics.ephemeralPlanned(pod.UID, st.Name, s.Clock.Now())
+		}
 		w, err := s.startContainer(ctx, pod, state, sandboxID, sandboxConfig, st, mounter, podIPs)
+		if eph && err == nil {
+			s.Metrics.ephemeralStarted(pod.UID, st.Name, s.Clock.Now())
+		}
 		if err != nil {
 			failed = true
 			waiting[key] = w
+			if eph {
+				s.Metrics.ephemeralFailed(w.Reason)
+			}
 			logger.V(1).Info("Failed to start container", "containerName", st.Name, "containerType", st.Type, "reason", w.Reason, "err", err)
 			// An init container that cannot start blocks those after it;
 			// regular and ephemeral containers go on independently.
@@ -323,7 +345,17 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *PodState) 
 		}
 	}
 	s.Status.ForgetPod(uid)
+	s.Metrics.forgetPod(uid)
 	return s.Volumes.TearDown(ctx, uid)
+}
+
+func allStale(failures []*volume.SetUpError) bool {
+	for _, f := range failures {
+		if !f.Stale {
+			return false
+		}
+	}
+	return true
 }
 
 // gracePeriod is how long containers get to stop: the deletion's grace

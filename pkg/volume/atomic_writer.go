@@ -184,10 +184,11 @@ func (w *atomicWriter) createVisibleLinks(payload map[string]fileProjection) err
 	for p, f := range payload {
 		top, _, _ := strings.Cut(p, "/")
 		link := filepath.Join(w.dir, top)
-		if _, err := os.Readlink(link); err == nil {
+		// Only a missing name is linked; anything else there (a link, or
+		// a nested mount point directory) is left alone, as the kubelet
+		// does.
+		if _, err := os.Lstat(link); !errors.Is(err, fs.ErrNotExist) {
 			continue
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("read link %s: %w", link, err)
 		}
 		if err := os.Symlink(filepath.Join(dataDirName, top), link); err != nil {
 			return err

@@ -76,7 +76,7 @@ func (m *Manager) setUpContent(ctx context.Context, pod *v1.Pod, vol *v1.Volume,
 	if err != nil {
 		return dir, published, err
 	}
-	if _, err := m.setUpEmptyDir(ctx, emptyDirSpec{pod: pod, volName: vol.Name, dir: dir, medium: cv.medium, fsGroup: fsGroup}); err != nil {
+	if err := m.setUpEmptyDir(ctx, emptyDirSpec{pod: pod, volName: vol.Name, dir: dir, medium: cv.medium, fsGroup: fsGroup}); err != nil {
 		return dir, published, err
 	}
 	if err := makeNestedMountPoints(vol.Name, dir, pod); err != nil {

@@ -34,7 +34,16 @@
 // and only failed to refresh is marked Stale and stays usable.
 //
 // Calls for one pod must not overlap (the per-pod worker serializes them);
-// calls for different pods may run concurrently.
+// calls for different pods may run concurrently. TearDown runs once the
+// pod's containers are gone; CleanupOrphans at start, for pods deleted
+// while the agent was down.
+//
+// PodVolumes.Mounts gives each container its CRI mounts. A subPath is
+// checked against the volume (no absolute path, no "..", no symlink
+// leading out) and bind-mounted under volume-subpaths before the runtime
+// sees it, as the kubelet does, so a container cannot redirect it.
+// Manager.PrepareRootDir makes the root directory a shared mount, which
+// HostToContainer and Bidirectional propagation need.
 //
 // The package does not attach or mount network or CSI storage, does not
 // enforce emptyDir size limits on disk (the kubelet does that by eviction),

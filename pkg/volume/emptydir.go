@@ -32,31 +32,23 @@ type emptyDirSpec struct {
 // setUpEmptyDir prepares spec.dir once: a 0777 directory, for medium Memory
 // with a tmpfs on it, with fsGroup ownership; then it writes the ready
 // marker. Later calls see the marker (and, for Memory, the tmpfs) and leave
-// the directory alone, so what containers changed in it stays. It returns
-// whether the directory had been prepared before.
-func (m *Manager) setUpEmptyDir(ctx context.Context, spec emptyDirSpec) (bool, error) {
+// the directory alone, so what containers changed in it stays.
+func (m *Manager) setUpEmptyDir(ctx context.Context, spec emptyDirSpec) error {
 	logger := klog.FromContext(ctx)
 	ready := m.layout.readyFile(spec.pod.UID, spec.volName)
 	if _, err := os.Stat(ready); err == nil {
-		switch spec.medium {
-		case v1.StorageMediumDefault:
-			if _, err := os.Stat(spec.dir); err == nil {
-				return true, nil
-			}
+		if _, err := os.Stat(spec.dir); err != nil {
 			// Someone removed the volume; make it again.
 			logger.Info("Volume directory is gone though marked ready, recreating it", "pod", klog.KObj(spec.pod), "volume", spec.volName, "path", spec.dir)
-		case v1.StorageMediumMemory:
-			if _, err := os.Stat(spec.dir); err == nil {
-				mounted, err := m.mounter.TmpfsMounted(spec.dir)
-				if err != nil {
-					return false, err
-				}
-				if mounted {
-					return true, nil
-				}
-			}
-			// After a reboot the marker is on disk but the tmpfs is gone.
+		} else if spec.medium != v1.StorageMediumMemory {
+			return nil
+		} else if mounted, err := m.mounter.TmpfsMounted(spec.dir); err != nil {
+			return err
+		} else if mounted {
+			return nil
 		}
+		// Memory without its tmpfs: after a reboot the marker is still on
+		// disk but the tmpfs is gone.
 	}
 
 	var err error
@@ -65,27 +57,28 @@ func (m *Manager) setUpEmptyDir(ctx context.Context, spec emptyDirSpec) (bool, e
 		err = makeEmptyDir(spec.dir)
 	case v1.StorageMediumMemory:
 		err = m.setUpTmpfs(ctx, spec)
-	case v1.StorageMediumHugePages:
-		err = fmt.Errorf("%w: emptyDir medium %s", ErrUnsupported, spec.medium)
 	default:
-		if strings.HasPrefix(string(spec.medium), string(v1.StorageMediumHugePagesPrefix)) {
-			err = fmt.Errorf("%w: emptyDir medium %s", ErrUnsupported, spec.medium)
-		} else {
-			err = fmt.Errorf("unknown storage medium %q", spec.medium)
-		}
+		return mediumError(spec.medium)
 	}
-	// The kubelet applies fsGroup even when the mount failed, and ignores
-	// its errors; a later sync retries the rest.
+	// The kubelet applies fsGroup even when the mount failed, and only logs
+	// what goes wrong; a later sync retries the rest.
 	if fsErr := applyFSGroup(logger, spec.dir, spec.fsGroup, false); fsErr != nil {
 		logger.Error(fsErr, "Failed to apply fsGroup to volume", "pod", klog.KObj(spec.pod), "volume", spec.volName)
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
-	if err := markReady(ready); err != nil {
-		return false, err
+	return markReady(ready)
+}
+
+// mediumError explains why an emptyDir medium cannot be set up: huge pages
+// (which need hugetlbfs and the pod's huge page requests) are not supported
+// here; anything else is unknown, worded as the kubelet's.
+func mediumError(medium v1.StorageMedium) error {
+	if medium == v1.StorageMediumHugePages || strings.HasPrefix(string(medium), string(v1.StorageMediumHugePagesPrefix)) {
+		return fmt.Errorf("%w: emptyDir medium %s", ErrUnsupported, medium)
 	}
-	return false, nil
+	return fmt.Errorf("unknown storage medium %q", medium)
 }
 
 // makeEmptyDir creates dir with mode 0777 whatever the umask.

@@ -105,8 +105,8 @@ func (m *Manager) PrepareRootDir(ctx context.Context) error {
 //
 // Each volume that fails yields a *SetUpError (see FailedMounts); the
 // others are still set up. The returned PodVolumes holds every volume
-// usable now, including those only whose refresh failed (Stale), so a
-// container whose volumes are all in it can be started.
+// usable now, including those whose refresh failed (Stale), so a container
+// whose volumes are all in it can be started.
 func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod) (PodVolumes, error) {
 	logger := klog.FromContext(ctx)
 	m.tokens.dropExpired()
@@ -140,13 +140,13 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod) (PodVolumes, error) {
 	return vols, errors.Join(errs...)
 }
 
-// setUpVolume sets up one volume. usable says whether the returned Volume
+// setUpVolume sets up one volume. The bool says whether the returned Volume
 // can be mounted, which may be so even with an error (a failed refresh).
-func (m *Manager) setUpVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, fsGroup, fsUser *int64) (v Volume, usable bool, err error) {
+func (m *Manager) setUpVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, fsGroup, fsUser *int64) (Volume, bool, error) {
 	switch src := vol.VolumeSource; {
 	case src.EmptyDir != nil:
 		dir := m.layout.volumeDir(pod.UID, pluginEmptyDir, vol.Name)
-		_, err := m.setUpEmptyDir(ctx, emptyDirSpec{pod: pod, volName: vol.Name, dir: dir, medium: src.EmptyDir.Medium, sizeLimit: src.EmptyDir.SizeLimit, fsGroup: fsGroup})
+		err := m.setUpEmptyDir(ctx, emptyDirSpec{pod: pod, volName: vol.Name, dir: dir, medium: src.EmptyDir.Medium, sizeLimit: src.EmptyDir.SizeLimit, fsGroup: fsGroup})
 		return Volume{HostPath: dir}, err == nil, err
 	case src.HostPath != nil:
 		if m.hostPathChecked(pod.UID, vol.Name) {

@@ -130,6 +130,7 @@ func TestSetUpErrors(t *testing.T) {
 		v1.Volume{Name: "creds", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "nope", DefaultMode: ptr[int32](0o644)}}},
 		v1.Volume{Name: "claim", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}},
 		v1.Volume{Name: "sock", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/nonexistent.sock", Type: ptr(v1.HostPathSocket)}}},
+		v1.Volume{Name: "huge", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: "HugePages-2Mi"}}},
 	)
 	vols, err := m.SetUp(ctx, pod)
 	got := map[string]string{}
@@ -144,6 +145,7 @@ func TestSetUpErrors(t *testing.T) {
 		"creds":   `MountVolume.SetUp failed for volume "creds" : secret "nope" not found`,
 		"claim":   `MountVolume.SetUp failed for volume "claim" : volume kind not supported by this node agent: persistentVolumeClaim`,
 		"sock":    `MountVolume.SetUp failed for volume "sock" : hostPath type check failed, /nonexistent.sock is not a socket file, unable to determine its type: path "/nonexistent.sock" does not exist`,
+		"huge":    `MountVolume.SetUp failed for volume "huge" : volume kind not supported by this node agent: emptyDir medium HugePages-2Mi`,
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -289,20 +291,28 @@ func TestSetUpProjectedTokenRenewal(t *testing.T) {
 		t.Errorf("token after renewal = %q", got)
 	}
 
-	// All containers run as one user: the token is that user's, mode 0600.
+}
+
+func TestSetUpTokenOwnedByRunAsUser(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	m, _, _, _ := newTestManager(t)
+	pod := testPod("uid-1", v1.Volume{Name: "token", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{DefaultMode: ptr[int32](0o644),
+		Sources: []v1.VolumeProjection{{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr[int64](3607)}}}}}})
+	// All containers, the ephemeral one too, run as one user: the token is
+	// that user's, mode 0600.
 	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr[int64](1000)}
-	if err := m.TearDown(ctx, "uid-1"); err != nil {
+	pod.Spec.EphemeralContainers = []v1.EphemeralContainer{{EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: "debug"}}}
+	vols, err := m.SetUp(ctx, pod)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.SetUp(ctx, pod); err != nil {
+	info, err := os.Stat(filepath.Join(vols["token"].HostPath, "token"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	info, _ := os.Stat(filepath.Join(dir, "token"))
-	if info.Mode().Perm() != 0o600 {
-		t.Errorf("token mode = %v, want 0600 for a single run-as user", info.Mode().Perm())
-	}
-	if os.Geteuid() == 0 && info.Sys().(*syscall.Stat_t).Uid != 1000 {
-		t.Errorf("token owner = %d, want 1000", info.Sys().(*syscall.Stat_t).Uid)
+	if info.Mode().Perm() != 0o600 || info.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("token mode %v owner %d, want 0600 owned by 1000", info.Mode().Perm(), info.Sys().(*syscall.Stat_t).Uid)
 	}
 }
 

@@ -77,12 +77,18 @@ func (hostMounter) MountPoints(dir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
+	dir = filepath.Clean(dir)
 	// The mount table names real paths; the root dir may be given through
-	// a symlink.
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
+	// a symlink. Answer in the caller's terms.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		real = dir
 	}
-	return mountPointsUnder(parseMountInfo(data), dir), nil
+	mps := mountPointsUnder(parseMountInfo(data), real)
+	for i, mp := range mps {
+		mps[i] = dir + strings.TrimPrefix(mp, real)
+	}
+	return mps, nil
 }
 
 // isMountPoint reports whether something is mounted on dir, by comparing its

@@ -48,9 +48,21 @@ func requireRoot(t *testing.T) {
 // tears them down.
 func TestRealMounts(t *testing.T) {
 	requireRoot(t)
+	t.Run("root dir", func(t *testing.T) { testRealMounts(t, false) })
+	t.Run("root dir through a symlink", func(t *testing.T) { testRealMounts(t, true) })
+}
+
+func testRealMounts(t *testing.T, symlinkedRoot bool) {
 	ctx := context.Background()
 	m, _, _, _ := newTestManager(t)
 	m.mounter = hostMounter{}
+	if symlinkedRoot {
+		link := filepath.Join(t.TempDir(), "root")
+		if err := os.Symlink(m.layout.rootDir, link); err != nil {
+			t.Fatal(err)
+		}
+		m.layout.rootDir = link
+	}
 	podDir := m.layout.podDir("uid-1")
 	t.Cleanup(func() {
 		// Whatever a failure left mounted must not outlive the test.
@@ -84,6 +96,12 @@ func TestRealMounts(t *testing.T) {
 	mounts, err := vols.Mounts(c)
 	if err != nil {
 		t.Fatalf("Mounts: %v", err)
+	}
+	if _, err := vols.Mounts(c); err != nil { // container restart
+		t.Fatalf("Mounts again: %v", err)
+	}
+	if mps, _ := (hostMounter{}).MountPoints(mounts[0].HostPath); len(mps) != 1 {
+		t.Errorf("mounts on the subPath target = %v, want one", mps)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "a/b/f"), []byte("hi"), 0o644); err != nil {
 		t.Fatal(err)
