@@ -110,11 +110,21 @@ kill_strays() {
 	pkill -KILL -f -- "$pat" 2>/dev/null || true
 }
 
+# unmount_under unmounts everything below the given directories, deepest
+# first. A mount hidden under a later mount on a parent (a bind mount of the
+# agent's root dir onto itself) only becomes reachable once that parent is
+# gone, hence the passes.
 unmount_under() {
-	local dir
-	for dir in "$@"; do
-		awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
-			while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	local dir pass left
+	for pass in 1 2 3 4 5; do
+		left=0
+		for dir in "$@"; do
+			while read -r m; do
+				left=1
+				umount -l "$m" 2>/dev/null || true
+			done < <(awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r)
+		done
+		((left)) || return 0
 	done
 }
 

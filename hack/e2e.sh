@@ -6,7 +6,22 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$EA_ROOT"
 
-trap 'hack/cluster.sh down --instance e2e' EXIT
+# Tear down whatever happens, then prove nothing is left: CI runs on a
+# machine that must stay clean for the next run.
+teardown() {
+	local rc=$?
+	hack/cluster.sh down --instance e2e || rc=1
+	local mounts procs
+	mounts=$(awk '$5 ~ "^/(var/lib|run)/ephemeral-agent/e2e/" {print $5}' /proc/self/mountinfo)
+	procs=$(pgrep -af -- "/ephemeral-agent/e2e/" | grep -v pgrep || true)
+	if [[ -n $mounts || -n $procs ]]; then
+		log "ERROR: the e2e environment left mounts or processes behind:"
+		printf '%s\n' $mounts "$procs" >&2
+		rc=1
+	fi
+	exit "$rc"
+}
+trap teardown EXIT
 hack/cluster.sh up --instance e2e --fresh --no-agent
 source "$EA_OUTPUT/e2e/env"
 

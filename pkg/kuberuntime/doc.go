@@ -1,9 +1,49 @@
 // Package kuberuntime is the agent's per-pod sync loop: it compares a pod's
 // desired containers (ephemeral ones above all) with what the CRI runtime
-// reports, plans the actions that close the gap as a pure function, and
-// carries them out with CRI calls.
+// reports, plans the actions that close the gap, and carries them out with
+// CRI calls.
 //
-// It is meant to be embedded by any node agent: it depends on small interfaces
-// it declares itself (pod source, CRI runtime, status and event sinks), keeps
-// no globals, and derives "already started" from CRI state rather than memory.
+// # Decide, then act
+//
+// Plan is a pure function from (pod spec, observed PodState, now) to
+// Actions: which sandbox to create, which containers to kill, start or
+// hold back in crash-loop backoff. It has no clock and no client, so every
+// rule is a row of a table test. Syncer observes the runtime, calls Plan,
+// executes the Actions in a fixed order (kill, remove, create sandbox,
+// start containers) and hands the observed state to a StatusSink.
+//
+// # Exactly once
+//
+// Whether a container was started is read from the runtime, never from
+// memory: every container carries the pod UID, its name and its type in
+// CRI labels and annotations (package criconfig). An ephemeral container is
+// started only when no runtime container of its name exists for the pod,
+// in any state and any sandbox; one created but never started (the agent
+// died in between) is started, not created again; one that exited stays
+// exited. Restart counts and crash-loop backoff are derived from the
+// runtime's containers too, so an agent restart changes nothing.
+//
+// # Triggers and retries
+//
+// Workers run syncs: any trigger (the pod informer, a relist that saw a
+// container change state, a timer) only enqueues the pod's UID, and the
+// queue guarantees one sync at a time per pod while different pods sync in
+// parallel. A sync that returns an error (a container failed to start, a
+// volume could not be prepared) is retried with per-pod exponential backoff
+// from 500ms to 30s; a successful one is synced again after the crash-loop
+// backoff it waits for, or after the resync period. Image pulls keep their
+// own backoff (package images), so a retry during it reports
+// ImagePullBackOff without pulling.
+//
+// # Embedding
+//
+// Everything the loop needs is an interface declared in interfaces.go:
+// Runtime (k8s.io/cri-client's RuntimeService fits), PodSource, Images,
+// Volumes, Secrets, StatusSink and Recorder. Example shows the loop driven
+// with fakes. The package keeps no globals; Metrics are registered with
+// the registry the embedder gives.
+//
+// It does not watch the API server, pull images, prepare volumes or send
+// statuses itself: packages podsource, images, volume and status do, and
+// cmd/ephemeral-agent wires them together.
 package kuberuntime

@@ -301,3 +301,39 @@ func TestRestartDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetContainerID(t *testing.T) {
+	sb1 := []Sandbox{readySandbox("sb1", 0)}
+	appRunning := ctr("c1", "sb1", regT, "app", running, 0, 0)
+	appExited := ctr("c2", "sb1", regT, "app", exited, 1, 1)
+	for _, tc := range []struct {
+		name    string
+		pod     *v1.Pod
+		state   *PodState
+		want    string
+		wantErr string
+	}{
+		{"target running", testPod(withEphemeral("debug", "app")), state(sb1, appRunning), "c1", ""},
+		{"target restarted: the newest instance", testPod(withEphemeral("debug", "app")), state(sb1, appRunning, appExited), "c2", ""},
+		{"target has no container yet", testPod(withEphemeral("debug", "app")), state(sb1), "", "unable to find target container app"},
+		{"target is an init container", testPod(withInit("setup"), withEphemeral("debug", "setup")), state(sb1, ctr("i1", "sb1", initT, "setup", running, 0, 0)), "i1", ""},
+		{"no target", testPod(withEphemeral("debug", "")), state(sb1, appRunning), "", ""},
+		{"shareProcessNamespace: the pod's namespace, no target", testPod(withEphemeral("debug", "app"), func(p *v1.Pod) { p.Spec.ShareProcessNamespace = ptrTrue() }), state(sb1), "", ""},
+		{"hostPID: the node's namespace, no target", testPod(withEphemeral("debug", "app"), func(p *v1.Pod) { p.Spec.HostPID = true }), state(sb1), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := targetContainerID(tc.pod, tc.state, 0)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("targetContainerID = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func ptrTrue() *bool { b := true; return &b }

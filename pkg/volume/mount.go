@@ -185,7 +185,10 @@ func makeShared(dir string) error {
 	if sharedMount(data, dir) {
 		return nil
 	}
-	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+	// Recursive, so that volumes already mounted below dir (pods of an
+	// earlier agent run) stay reachable through the new mount rather than
+	// hidden under it.
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind-mount %s on itself: %w", dir, err)
 	}
 	if err := unix.Mount("", dir, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {

@@ -2,6 +2,8 @@ package e2enode
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -106,7 +108,16 @@ func TestDebugDistrolessWithTarget(t *testing.T) {
 	if !strings.Contains(logs, "/app") {
 		t.Errorf("ps in the debugger does not list the app:\n%s", logs)
 	}
-	assertOneEphemeralCRIContainer(t, got, "debugger")
+	dbg := assertOneEphemeralCRIContainer(t, got, "debugger")
+	// The CRI runtime joined the target's PID namespace: the debugger's
+	// runtime spec names the app's process's namespace.
+	app := criContainers(t, criClient(t), string(got.UID), "app")
+	if len(app) != 1 {
+		t.Fatalf("%d app containers", len(app))
+	}
+	if want, got := fmt.Sprintf("/proc/%d/ns/pid", criInfo(t, app[0].Id).Pid), criInfo(t, dbg.Id).pidNamespace(); got != want {
+		t.Errorf("debugger PID namespace = %q, want the target's %q", got, want)
+	}
 	if d := mustKubectl(t, "-n", ns, "describe", "pod", pod.Name); !strings.Contains(d, "Ephemeral Containers:") || !strings.Contains(d, "debugger:") {
 		t.Errorf("kubectl describe lacks the Ephemeral Containers section:\n%s", d)
 	}
@@ -297,4 +308,40 @@ func TestEphemeralSurvivesContainerdRestart(t *testing.T) {
 		t.Errorf("after the containerd restart: %+v, want still running as %s", s, before)
 	}
 	assertOneEphemeralCRIContainer(t, after, "debugger")
+}
+
+// criVerboseInfo is the part of containerd's verbose ContainerStatus info
+// the tests read.
+type criVerboseInfo struct {
+	Pid         int `json:"pid"`
+	RuntimeSpec struct {
+		Linux struct {
+			Namespaces []struct {
+				Type string `json:"type"`
+				Path string `json:"path"`
+			} `json:"namespaces"`
+		} `json:"linux"`
+	} `json:"runtimeSpec"`
+}
+
+func (i criVerboseInfo) pidNamespace() string {
+	for _, ns := range i.RuntimeSpec.Linux.Namespaces {
+		if ns.Type == "pid" {
+			return ns.Path
+		}
+	}
+	return ""
+}
+
+func criInfo(t *testing.T, id string) criVerboseInfo {
+	t.Helper()
+	resp, err := criClient(t).ContainerStatus(context.Background(), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info criVerboseInfo
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil {
+		t.Fatalf("decode verbose info of %s: %v", id, err)
+	}
+	return info
 }

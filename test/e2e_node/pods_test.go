@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -235,6 +236,27 @@ func TestDeletionLeavesNothingBehind(t *testing.T) {
 	waitFor(t, "CRI objects and mounts of the deleted pod to be removed", 30*time.Second, func(ctx context.Context) (bool, error) {
 		return len(criSandboxes(t, rs, string(pod.UID))) == 0 && len(criContainers(t, rs, string(pod.UID), "")) == 0 &&
 			len(mountsUnder(t, podDir)) == 0, nil
+	})
+
+	// Deleting the namespace deletes its pods through the same path.
+	other := createPod(t, &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "in-namespace", Namespace: ns},
+		Spec: v1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers:                    []v1.Container{{Name: "app", Image: distrolessImage, ImagePullPolicy: v1.PullNever}},
+		},
+	})
+	waitPod(t, ns, other.Name, "Running", 90*time.Second, phaseIs(v1.PodRunning))
+	if err := client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "namespace "+ns+" to be gone", 90*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	waitFor(t, "CRI objects of the namespace's pod to be removed", 30*time.Second, func(ctx context.Context) (bool, error) {
+		return len(criSandboxes(t, rs, string(other.UID))) == 0 && len(criContainers(t, rs, string(other.UID), "")) == 0 &&
+			len(mountsUnder(t, rootDir()+"/pods/"+string(other.UID))) == 0, nil
 	})
 }
 
