@@ -1,18 +1,49 @@
 #!/usr/bin/env bash
-# Shows what make run brought up and what to do next.
+# Shows what make run brought up: the node, then a debug session on a
+# distroless pod (no shell in it) through kubectl debug --target.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$EA_OUTPUT/local/env"
 
-echo
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+step kubectl get nodes -o wide
 kubectl get nodes -o wide
+
+kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply -f - >/dev/null <<EOT
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: demo}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: app, image: localhost/distroless-app:test, imagePullPolicy: Never}
+EOT
+step kubectl -n demo wait --for=condition=Ready pod/app
+kubectl -n demo wait --for=condition=Ready pod/app --timeout=120s
+
+debugger=debugger-$(date +%H%M%S)
+step kubectl -n demo debug app --image=localhost/busybox:test --image-pull-policy=Never --target=app -c "$debugger" -- ps -o pid,user,args
+kubectl -n demo debug app --image=localhost/busybox:test --image-pull-policy=Never --target=app -c "$debugger" -- ps -o pid,user,args
+for _ in $(seq 1 120); do
+	reason=$(kubectl -n demo get pod app -o jsonpath="{.status.ephemeralContainerStatuses[?(@.name==\"$debugger\")].state.terminated.reason}")
+	[[ -n $reason ]] && break
+	sleep 0.5
+done
+step kubectl -n demo logs app -c "$debugger"
+kubectl -n demo logs app -c "$debugger"
+step "kubectl -n demo describe pod app   # the Ephemeral Containers section"
+kubectl -n demo describe pod app | sed -n '/^Ephemeral Containers:/,/^Conditions:/p' | sed '$d'
+
 cat <<EOT
 
-The cluster runs, and its node is ephemeral-agent. To use it:
+The debugger ran in the app's PID namespace: its ps shows /app, a process of a
+container that has no shell of its own. The cluster keeps running:
 
   source _output/local/env          # KUBECONFIG, CONTAINER_RUNTIME_ENDPOINT, NODE_NAME, PATH
-  kubectl describe node \$NODE_NAME
-  crictl info                       # the node's private containerd
+  kubectl -n demo debug app --image=localhost/busybox:test --image-pull-policy=Never --target=app -- ps
+  crictl ps -a                      # the node's private containerd
   make status                       # which components run
   make stop                         # stop everything make run started
 

@@ -13,6 +13,11 @@
 // Each concern (namespaces, security context, DNS, env, resources...) is one
 // small step, tested on its own, in the manner of containerd's oci.SpecOpts.
 //
+// The downward-API and $(VAR) rules are kept here once and exported
+// (PodFieldValue, ResourceFieldValue, DefaultLimits, FindContainer and
+// ExpandVars) for the volume package, which must compute the same values for
+// downwardAPI volumes and subPathExpr.
+//
 // Errors. Every error BuildContainerConfig returns matches
 // ErrCreateContainerConfig and carries the kubelet's own message (for example
 // `configmap "x" not found`), because the caller reports it verbatim as the

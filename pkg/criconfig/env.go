@@ -81,7 +81,7 @@ func containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, opts *Conta
 		e := &c.Env[i]
 		value := e.Value
 		if value != "" {
-			value = expand(value, lookup)
+			value = ExpandVars(value, lookup)
 		} else if e.ValueFrom != nil {
 			v, ok, err := r.valueFrom(ctx, e)
 			if err != nil {
@@ -215,10 +215,10 @@ func (r *envResolver) secret(ctx context.Context, name string, optional bool) (*
 func expandCommand(c *v1.Container, env *envList) (command, args []string) {
 	lookup := lookupIn(env.values)
 	for _, s := range c.Command {
-		command = append(command, expand(s, lookup))
+		command = append(command, ExpandVars(s, lookup))
 	}
 	for _, s := range c.Args {
-		args = append(args, expand(s, lookup))
+		args = append(args, ExpandVars(s, lookup))
 	}
 	return command, args
 }

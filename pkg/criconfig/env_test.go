@@ -252,6 +252,30 @@ func TestFieldRefValue(t *testing.T) {
 	}
 }
 
+// PodFieldValue, unlike the env path, does not check field labels first:
+// its messages are the kubelet's downwardAPI volume messages.
+func TestPodFieldValue(t *testing.T) {
+	pod := testPod(func(p *v1.Pod) { p.Labels = map[string]string{"app": "web"} })
+	for path, want := range map[string]string{
+		"metadata.name":          "app",
+		"metadata.labels['app']": "web",
+		"metadata.labels":        `app="web"`,
+	} {
+		if got, err := PodFieldValue(pod, path); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	for path, wantErr := range map[string]string{
+		"spec.nodeName":           "unsupported fieldPath: spec.nodeName",
+		"metadata.name['x']":      `fieldPath "metadata.name['x']" does not support subscript`,
+		"metadata.labels['bad!']": "invalid key subscript in metadata.labels['bad!']: ",
+	} {
+		if _, err := PodFieldValue(pod, path); err == nil || !strings.HasPrefix(err.Error(), wantErr) {
+			t.Errorf("%s: err = %v, want prefix %q", path, err, wantErr)
+		}
+	}
+}
+
 func TestResourceFieldRefValue(t *testing.T) {
 	c := &v1.Container{Name: "main", Resources: v1.ResourceRequirements{
 		Requests: v1.ResourceList{v1.ResourceCPU: q("250m"), v1.ResourceMemory: q("64Mi")},

@@ -5,16 +5,18 @@ import (
 	"unicode/utf8"
 )
 
-// expand replaces $(NAME) references in s by lookup(NAME), with the rules
-// of the Kubernetes API for command, args and env values:
+// ExpandVars replaces $(NAME) references in s by lookup(NAME), with the
+// rules of the Kubernetes API for command, args, env values and
+// subPathExpr, as the kubelet expands them:
 //
 //   - $$ is an escaped $: "$$(X)" gives the literal "$(X)";
 //   - a name lookup does not know is left as written, "$(NAME)";
 //   - a '$' not followed by '(' or '$', and an unclosed "$(", are literal.
 //
 // Expansion is a single pass: a value that itself contains $(X) is not
-// expanded again.
-func expand(s string, lookup func(string) (string, bool)) string {
+// expanded again. Callers with stricter rules (a subPathExpr may not use an
+// unset or empty variable) apply them in lookup.
+func ExpandVars(s string, lookup func(string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}

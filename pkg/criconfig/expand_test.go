@@ -25,8 +25,26 @@ func TestExpand(t *testing.T) {
 		{"héllo $(VAR_A) wörld", "héllo A wörld"},
 		{"$é", "$é"},
 	} {
-		if got := expand(tc.in, vars); got != tc.want {
-			t.Errorf("expand(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := ExpandVars(tc.in, vars); got != tc.want {
+			t.Errorf("ExpandVars(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// Moved from pkg/volume with its expandVars, now ExpandVars.
+func TestExpandVars(t *testing.T) {
+	env := map[string]string{"A": "x", "B": "y"}
+	for in, want := range map[string]string{
+		"$(A)/$(B)":  "x/y",
+		"$$(A)":      "$(A)",
+		"$(C)":       "$(C)",
+		"a$b":        "a$b",
+		"$(A":        "$(A",
+		"end$":       "end$",
+		"$(A)$(A)$$": "xx$",
+	} {
+		if got := ExpandVars(in, func(n string) (string, bool) { v, ok := env[n]; return v, ok }); got != want {
+			t.Errorf("ExpandVars(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

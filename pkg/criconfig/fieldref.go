@@ -12,42 +12,19 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// fieldRefValue returns the value of a downward-API field of pod, with the
-// kubelet's error messages. IPs come from opts: PodIPs (primary family
-// first, as the kubelet sorts them) or PodIP, and HostIPs or HostIP.
+// fieldRefValue returns the value of an env var's downward-API fieldRef,
+// as the kubelet's env path computes it: the field path is checked first
+// (with the kubelet's field-label messages), then the fields only the node
+// knows are answered, and the rest is PodFieldValue. IPs come from opts:
+// PodIPs (primary family first, as the kubelet sorts them) or PodIP, and
+// HostIPs or HostIP.
 func fieldRefValue(fs *v1.ObjectFieldSelector, pod *v1.Pod, opts *ContainerOptions) (string, error) {
-	// The API server defaults apiVersion; a hand-built pod may omit it.
-	if fs.APIVersion != "" && fs.APIVersion != "v1" {
-		return "", fmt.Errorf("unsupported pod version: %s", fs.APIVersion)
+	path, err := checkFieldLabel(fs.APIVersion, fs.FieldPath)
+	if err != nil {
+		return "", err
 	}
-	if path, key, ok := splitSubscript(fs.FieldPath); ok {
-		switch path {
-		case "metadata.annotations":
-			if errs := validation.IsQualifiedName(strings.ToLower(key)); len(errs) != 0 {
-				return "", fmt.Errorf("invalid key subscript in %s: %s", fs.FieldPath, strings.Join(errs, ";"))
-			}
-			return pod.Annotations[key], nil
-		case "metadata.labels":
-			if errs := validation.IsQualifiedName(key); len(errs) != 0 {
-				return "", fmt.Errorf("invalid key subscript in %s: %s", fs.FieldPath, strings.Join(errs, ";"))
-			}
-			return pod.Labels[key], nil
-		default:
-			return "", fmt.Errorf("field label does not support subscript: %s", fs.FieldPath)
-		}
-	}
-	switch fs.FieldPath {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
-	case "spec.nodeName", "spec.host":
+	switch path {
+	case "spec.nodeName":
 		if pod.Spec.NodeName != "" {
 			return pod.Spec.NodeName, nil
 		}
@@ -77,12 +54,76 @@ func fieldRefValue(fs *v1.ObjectFieldSelector, pod *v1.Pod, opts *ContainerOptio
 			return strings.Join(opts.HostIPs, ","), nil
 		}
 		return opts.HostIP, nil
-	case "spec.restartPolicy", "spec.schedulerName", "status.phase":
-		// Valid for the API's field selectors but not for env; the
-		// kubelet says so in these words.
-		return "", fmt.Errorf("unsupported fieldPath: %v", fs.FieldPath)
 	}
-	return "", fmt.Errorf("field label not supported: %s", fs.FieldPath)
+	// spec.restartPolicy, spec.schedulerName and status.phase pass the
+	// check but are not metadata: PodFieldValue reports them unsupported,
+	// as the kubelet does.
+	return PodFieldValue(pod, path)
+}
+
+// checkFieldLabel checks an env fieldRef's apiVersion and fieldPath the way
+// the API's field-label conversion does, and returns the path to read
+// ("spec.host" reads as "spec.nodeName").
+func checkFieldLabel(apiVersion, fieldPath string) (string, error) {
+	// The API server defaults apiVersion; a hand-built pod may omit it.
+	if apiVersion != "" && apiVersion != "v1" {
+		return "", fmt.Errorf("unsupported pod version: %s", apiVersion)
+	}
+	if path, _, ok := splitSubscript(fieldPath); ok {
+		if path != "metadata.annotations" && path != "metadata.labels" {
+			return "", fmt.Errorf("field label does not support subscript: %s", fieldPath)
+		}
+		return fieldPath, nil
+	}
+	switch fieldPath {
+	case "metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid",
+		"spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName", "spec.schedulerName",
+		"status.phase", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs":
+		return fieldPath, nil
+	case "spec.host":
+		return "spec.nodeName", nil
+	}
+	return "", fmt.Errorf("field label not supported: %s", fieldPath)
+}
+
+// PodFieldValue returns the value of a downward-API field path that the pod
+// object alone answers: metadata.name, metadata.namespace, metadata.uid, and
+// metadata.labels or metadata.annotations, whole (key="value" lines) or
+// one key ("metadata.labels['app']", empty when the key is absent). Any other
+// path fails with "unsupported fieldPath: PATH", a subscript on another path
+// with `fieldPath "PATH" does not support subscript`, and an invalid key with
+// "invalid key subscript in PATH: ...": the kubelet's messages, which its
+// downwardAPI volumes report as they are. It needs no container or node
+// facts, so a volume can use it.
+func PodFieldValue(pod *v1.Pod, fieldPath string) (string, error) {
+	if path, key, ok := splitSubscript(fieldPath); ok {
+		switch path {
+		case "metadata.annotations":
+			if errs := validation.IsQualifiedName(strings.ToLower(key)); len(errs) != 0 {
+				return "", fmt.Errorf("invalid key subscript in %s: %s", fieldPath, strings.Join(errs, ";"))
+			}
+			return pod.Annotations[key], nil
+		case "metadata.labels":
+			if errs := validation.IsQualifiedName(key); len(errs) != 0 {
+				return "", fmt.Errorf("invalid key subscript in %s: %s", fieldPath, strings.Join(errs, ";"))
+			}
+			return pod.Labels[key], nil
+		}
+		return "", fmt.Errorf("fieldPath %q does not support subscript", fieldPath)
+	}
+	switch fieldPath {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	}
+	return "", fmt.Errorf("unsupported fieldPath: %v", fieldPath)
 }
 
 // splitSubscript splits "metadata.labels['key']" into its path and key.
@@ -99,7 +140,7 @@ func splitSubscript(fieldPath string) (path, key string, ok bool) {
 }
 
 // formatMap renders labels or annotations as the downward API does:
-// key="quoted value" lines in key order.
+// key="quoted value" lines in key order, with no final newline.
 func formatMap(m map[string]string) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(m) {
@@ -113,35 +154,58 @@ func formatMap(m map[string]string) string {
 	return b.String()
 }
 
-// resourceFieldRefValue returns a container's request or limit in units of
-// the selector's divisor, rounded up. An unset limit of CPU, memory or
+// resourceFieldRefValue returns the value of an env var's resourceFieldRef,
+// as the kubelet's env path computes it. An unset limit of CPU, memory or
 // ephemeral storage is the pod-level limit if any, else the node's
 // allocatable amount when known, else 0.
 func resourceFieldRefValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, allocatable v1.ResourceList) (string, error) {
 	target, defaulted := c, true
 	if fs.ContainerName != "" {
-		// Ephemeral containers cannot be named: they have no resources.
 		// The kubelet defaults the limits of the pod's regular containers
 		// only, so a named init container keeps its own.
-		if i := slices.IndexFunc(pod.Spec.Containers, func(x v1.Container) bool { return x.Name == fs.ContainerName }); i >= 0 {
-			target = &pod.Spec.Containers[i]
-		} else if i = slices.IndexFunc(pod.Spec.InitContainers, func(x v1.Container) bool { return x.Name == fs.ContainerName }); i >= 0 {
-			target, defaulted = &pod.Spec.InitContainers[i], false
-		} else {
-			return "", fmt.Errorf("container %s not found", fs.ContainerName)
+		var init bool
+		var err error
+		if target, init, err = FindContainer(pod, fs.ContainerName); err != nil {
+			return "", err
 		}
+		defaulted = !init
 	}
+	res := target.Resources
+	if defaulted {
+		res.Limits = DefaultLimits(res.Limits, podLimitDefaults(pod, allocatable))
+	}
+	return ResourceFieldValue(fs, res)
+}
 
+// FindContainer returns the regular or init container of pod named name,
+// and whether it is an init container. Ephemeral containers are not
+// searched: they have no resources. The error is the kubelet's
+// "container NAME not found".
+func FindContainer(pod *v1.Pod, name string) (c *v1.Container, init bool, err error) {
+	named := func(x v1.Container) bool { return x.Name == name }
+	if i := slices.IndexFunc(pod.Spec.Containers, named); i >= 0 {
+		return &pod.Spec.Containers[i], false, nil
+	}
+	if i := slices.IndexFunc(pod.Spec.InitContainers, named); i >= 0 {
+		return &pod.Spec.InitContainers[i], true, nil
+	}
+	return nil, false, fmt.Errorf("container %s not found", name)
+}
+
+// ResourceFieldValue returns the request or limit in res that a
+// downward-API resourceFieldRef selects ("limits.cpu", "requests.memory",
+// "limits.hugepages-2Mi"...), in units of its divisor (1 when unset),
+// rounded up; an absent resource reads 0. Limits are read as they are:
+// callers that default unset limits do so first (DefaultLimits). Any other
+// resource fails with the kubelet's "unsupported container resource : R".
+func ResourceFieldValue(fs *v1.ResourceFieldSelector, res v1.ResourceRequirements) (string, error) {
 	kind, name, _ := strings.Cut(fs.Resource, ".")
 	var list v1.ResourceList
 	switch kind {
 	case "limits":
-		list = target.Resources.Limits
-		if defaulted {
-			list = defaultedLimits(list, podLimitDefaults(pod, allocatable))
-		}
+		list = res.Limits
 	case "requests":
-		list = target.Resources.Requests
+		list = res.Requests
 	default:
 		return "", fmt.Errorf("unsupported container resource : %v", fs.Resource)
 	}
@@ -183,10 +247,12 @@ func podLimitDefaults(pod *v1.Pod, allocatable v1.ResourceList) v1.ResourceList 
 	return d
 }
 
-// defaultedLimits fills the CPU, memory and ephemeral-storage limits that
-// are unset or zero from defaults. Hugepages are never overcommitted, so
-// they always have a limit and are not defaulted.
-func defaultedLimits(limits, defaults v1.ResourceList) v1.ResourceList {
+// DefaultLimits returns a copy of limits whose CPU, memory and
+// ephemeral-storage limits, when unset or zero, are taken from defaults
+// (the node's allocatable, for the downward API). Hugepages are never
+// overcommitted, so they always have a limit and are not defaulted. The
+// arguments are not modified.
+func DefaultLimits(limits, defaults v1.ResourceList) v1.ResourceList {
 	out := limits.DeepCopy()
 	if out == nil {
 		out = v1.ResourceList{}

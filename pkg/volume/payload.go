@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 )
 
 // errNoDefaultMode is the kubelet's error for a content volume whose
@@ -84,7 +86,7 @@ func downwardAPIPayload(items []v1.DownwardAPIVolumeFile, pod *v1.Pod, nodeAlloc
 		f := fileProjection{Mode: itemMode(item.Mode, defaultMode)}
 		switch {
 		case item.FieldRef != nil:
-			s, err := podFieldValue(pod, item.FieldRef.FieldPath)
+			s, err := criconfig.PodFieldValue(pod, item.FieldRef.FieldPath)
 			if err != nil {
 				errs = append(errs, err)
 			}
