@@ -181,7 +181,7 @@ func (s *Syncer) terminationMessageFile(pod *v1.Pod, name string) (string, error
 
 // runPreStop runs an exec or httpGet preStop hook, bounded by timeout. A
 // failing hook is reported and the container is stopped all the same.
-func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, c *v1.Container, timeout time.Duration) {
+func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, c *v1.Container, timeout time.Duration) {
 	logger := klog.FromContext(ctx).WithValues("containerName", c.Name)
 	h := c.Lifecycle.PreStop
 	var err error
@@ -197,7 +197,7 @@ func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, c *v1.C
 		}
 	}
 	if err != nil {
-		s.Recorder.Eventf(containerRef(pod, criconfig.ContainerTypeRegular, c.Name), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
+		s.Recorder.Eventf(containerRef(pod, typ, c.Name), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
 		logger.V(1).Info("PreStop hook failed", "err", err)
 	}
 }

@@ -298,7 +298,7 @@ func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ 
 	grace := gracePeriod(pod)
 	start := s.Clock.Now()
 	if spec := containerSpec(pod, typ, name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
-		s.runPreStop(ctx, pod, id, spec, time.Duration(grace)*time.Second)
+		s.runPreStop(ctx, pod, id, typ, spec, time.Duration(grace)*time.Second)
 		grace -= int64(s.Clock.Since(start) / time.Second)
 		// As the kubelet: the container always gets a last moment to stop.
 		grace = max(grace, 2)

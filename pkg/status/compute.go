@@ -283,15 +283,14 @@ func conditions(pod *v1.Pod, state *kuberuntime.PodState, s *v1.PodStatus, now t
 	sb := state.LatestSandbox()
 	sandboxReady := sb != nil && sb.Ready
 	var notInit, notReady []string
-	for _, cs := range s.InitContainerStatuses {
-		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
-			if !(cs.Started != nil && *cs.Started && cs.State.Running != nil && cs.Ready) {
+	if !initialized(pod, state) {
+		for _, cs := range s.InitContainerStatuses {
+			done := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			sidecarUp := cs.State.Running != nil && cs.Ready
+			if !done && !sidecarUp {
 				notInit = append(notInit, cs.Name)
 			}
 		}
-	}
-	if initialized(pod, state) {
-		notInit = nil
 	}
 	for _, cs := range s.ContainerStatuses {
 		if !cs.Ready {

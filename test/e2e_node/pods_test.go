@@ -107,7 +107,7 @@ func TestJobs(t *testing.T) {
 				BackoffLimit: ptr.To[int32](0),
 				Template: v1.PodTemplateSpec{Spec: v1.PodSpec{
 					RestartPolicy: v1.RestartPolicyNever,
-					Containers:    []v1.Container{{Name: "work", Image: busyboxImage, ImagePullPolicy: v1.PullNever, Command: []string{"sh", "-c", "echo working; exit " + j.code}}},
+					Containers:    []v1.Container{{Name: "work", Image: busyboxImage, ImagePullPolicy: v1.PullNever, Command: []string{"sh", "-c", "echo working; echo reason-" + j.code + " > /dev/termination-log; exit " + j.code}}},
 				}},
 			},
 		}
@@ -138,6 +138,9 @@ func TestJobs(t *testing.T) {
 		wantReason := map[v1.PodPhase]string{v1.PodSucceeded: "Completed", v1.PodFailed: "Error"}[j.phase]
 		if cs.State.Terminated.Reason != wantReason || cs.State.Terminated.ExitCode != map[string]int32{"0": 0, "3": 3}[j.code] {
 			t.Errorf("job %s terminated = %+v, want reason %s", j.name, cs.State.Terminated, wantReason)
+		}
+		if msg := cs.State.Terminated.Message; msg != "reason-"+j.code+"\n" {
+			t.Errorf("job %s termination message = %q, want what the container wrote to /dev/termination-log", j.name, msg)
 		}
 	}
 }
