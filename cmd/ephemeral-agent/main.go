@@ -27,9 +27,11 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/server"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/streaming"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
 )
 
@@ -120,17 +122,51 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	guard, err := auth.New(o.nodeName, auth.Options{
+		ClientCAFile:         o.clientCAFile,
+		Anonymous:            o.anonymousAuth,
+		TokenWebhook:         o.tokenWebhook,
+		TokenWebhookCacheTTL: o.tokenWebhookCacheTTL,
+		Mode:                 o.authorizationMode,
+		AuthorizedTTL:        o.authzAuthorizedTTL,
+		UnauthorizedTTL:      o.authzUnauthorizedTTL,
+	}, client)
+	if err != nil {
+		return fmt.Errorf("agent API authentication: %w", err)
+	}
+	if o.authorizationMode == auth.ModeAlwaysAllow {
+		logger.Info("Authorizing every authenticated request to the agent API, for local demos only", "authorizationMode", o.authorizationMode)
+	}
+	auditor, err := streaming.NewAuditor(o.debugAuditLog)
+	if err != nil {
+		return err
+	}
+	defer auditor.Close()
+	sessions := streaming.NewHandler(streaming.Config{
+		Pods:    pm.syncer,
+		Runtime: runtime,
+		Auditor: auditor,
+		Metrics: streaming.NewMetrics(registry),
+	})
 	srv := server.New(server.Config{
 		Address:        o.address,
 		Port:           o.port,
 		TLSCertFile:    o.tlsCertFile,
 		TLSKeyFile:     o.tlsPrivateKeyFile,
-		ClientCAFile:   o.clientCAFile,
+		CertDir:        o.certDir,
+		NodeName:       o.nodeName,
+		NodeIPs:        []net.IP{net.ParseIP(o.nodeIP)},
+		Auth:           guard.Wrap,
 		HealthzAddress: o.healthzBindAddress,
 		HealthzPort:    o.healthzPort,
 		Gatherer:       registry,
+		Pods:           pm.source,
+		Runtime:        runtime,
 		Handlers: map[string]http.Handler{
 			"/containerLogs/": logs.NewHandler(pm.syncer, runtime),
+			"/exec/":          sessions,
+			"/attach/":        sessions,
+			"/portForward/":   sessions,
 		},
 	}, server.Check{Name: "ping", Check: func() error { return nil }})
 
@@ -156,6 +192,7 @@ func run(ctx context.Context, o *options) error {
 		})
 	}
 	runPart("server", srv.Run)
+	runPart("client CA reload", guard.Run)
 	runPart("node", nodes.Run)
 	runPart("pods", pm.run)
 	wg.Wait()

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
 )
 
 // options are the agent's command-line flags. Names, meanings and defaults
@@ -33,6 +36,14 @@ type options struct {
 	tlsCertFile              string
 	tlsPrivateKeyFile        string
 	clientCAFile             string
+	certDir                  string
+	anonymousAuth            bool
+	tokenWebhook             bool
+	tokenWebhookCacheTTL     time.Duration
+	authorizationMode        string
+	authzAuthorizedTTL       time.Duration
+	authzUnauthorizedTTL     time.Duration
+	debugAuditLog            string
 	maxPods                  int64
 	nodeStatusUpdateFreq     time.Duration
 	nodeStatusReportFreq     time.Duration
@@ -59,6 +70,11 @@ func defaultOptions() *options {
 		nodeLeaseDurationSeconds: 40,
 		syncFrequency:            time.Minute,
 		resolvConf:               "/etc/resolv.conf",
+		tokenWebhook:             true,
+		tokenWebhookCacheTTL:     2 * time.Minute,
+		authorizationMode:        auth.ModeWebhook,
+		authzAuthorizedTTL:       5 * time.Minute,
+		authzUnauthorizedTTL:     30 * time.Second,
 	}
 }
 
@@ -76,9 +92,17 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.port, "port", o.port, "Port of the agent API (TLS).")
 	fs.StringVar(&o.healthzBindAddress, "healthz-bind-address", o.healthzBindAddress, "IP address of the plain-HTTP healthz server.")
 	fs.IntVar(&o.healthzPort, "healthz-port", o.healthzPort, "Port of the plain-HTTP healthz server; 0 disables it.")
-	fs.StringVar(&o.tlsCertFile, "tls-cert-file", o.tlsCertFile, "File holding the x509 serving certificate of the agent API.")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", o.tlsCertFile, "File holding the x509 serving certificate of the agent API. Without it and --tls-private-key-file, a self-signed pair for the node name and IP is made in --cert-dir (kubelet.crt, kubelet.key) and reused on restart.")
 	fs.StringVar(&o.tlsPrivateKeyFile, "tls-private-key-file", o.tlsPrivateKeyFile, "File holding the private key of --tls-cert-file.")
-	fs.StringVar(&o.clientCAFile, "client-ca-file", o.clientCAFile, "CA bundle that signs the client certificates allowed to call the agent API.")
+	fs.StringVar(&o.certDir, "cert-dir", o.certDir, "Directory of the self-signed serving certificate used when --tls-cert-file is not given. Defaults to <root-dir>/pki.")
+	fs.StringVar(&o.clientCAFile, "client-ca-file", o.clientCAFile, "CA bundle whose client certificates authenticate callers of the agent API (CN is the user, O the groups).")
+	fs.BoolVar(&o.anonymousAuth, "anonymous-auth", o.anonymousAuth, "Let requests without credentials in as system:anonymous (still subject to authorization). Off by default, unlike the kubelet.")
+	fs.BoolVar(&o.tokenWebhook, "authentication-token-webhook", o.tokenWebhook, "Authenticate bearer tokens with the TokenReview API.")
+	fs.DurationVar(&o.tokenWebhookCacheTTL, "authentication-token-webhook-cache-ttl", o.tokenWebhookCacheTTL, "How long TokenReview answers are cached.")
+	fs.StringVar(&o.authorizationMode, "authorization-mode", o.authorizationMode, "Authorization of agent API requests: Webhook (SubjectAccessReview on nodes/<subresource>) or AlwaysAllow (every authenticated request; for local demos only).")
+	fs.DurationVar(&o.authzAuthorizedTTL, "authorization-webhook-cache-authorized-ttl", o.authzAuthorizedTTL, "How long allowing SubjectAccessReview answers are cached.")
+	fs.DurationVar(&o.authzUnauthorizedTTL, "authorization-webhook-cache-unauthorized-ttl", o.authzUnauthorizedTTL, "How long denying SubjectAccessReview answers are cached.")
+	fs.StringVar(&o.debugAuditLog, "debug-audit-log", o.debugAuditLog, "File to append one JSON line to per exec, attach and port-forward session (who, where, command, duration, bytes, exit code). Empty: sessions are only logged.")
 	fs.Int64Var(&o.maxPods, "max-pods", o.maxPods, "Number of pods the node reports it can run.")
 	fs.DurationVar(&o.nodeStatusUpdateFreq, "node-status-update-frequency", o.nodeStatusUpdateFreq, "How often the agent checks the runtime and posts a changed node status.")
 	fs.DurationVar(&o.nodeStatusReportFreq, "node-status-report-frequency", o.nodeStatusReportFreq, "Longest time between two node status posts when nothing changed.")
@@ -115,6 +139,9 @@ func (o *options) complete() error {
 		}
 		o.nodeIP = ip.String()
 	}
+	if o.certDir == "" {
+		o.certDir = filepath.Join(o.rootDir, "pki")
+	}
 	return nil
 }
 
@@ -140,8 +167,14 @@ func (o *options) validate() error {
 	if o.healthzPort < 0 || o.healthzPort > 65535 {
 		errs = append(errs, fmt.Errorf("--healthz-port %d is not a valid port", o.healthzPort))
 	}
-	if o.tlsCertFile == "" || o.tlsPrivateKeyFile == "" {
-		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file are required"))
+	if (o.tlsCertFile == "") != (o.tlsPrivateKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file go together"))
+	}
+	if o.authorizationMode != auth.ModeWebhook && o.authorizationMode != auth.ModeAlwaysAllow {
+		errs = append(errs, fmt.Errorf("--authorization-mode %q is not one of %s, %s", o.authorizationMode, auth.ModeWebhook, auth.ModeAlwaysAllow))
+	}
+	if o.clientCAFile == "" && !o.tokenWebhook && !o.anonymousAuth {
+		errs = append(errs, errors.New("no authentication: set --client-ca-file, --authentication-token-webhook or --anonymous-auth"))
 	}
 	if !strings.HasPrefix(o.containerRuntimeEndpoint, "unix://") {
 		errs = append(errs, fmt.Errorf("--container-runtime-endpoint %q must be a unix:// endpoint", o.containerRuntimeEndpoint))
@@ -154,6 +187,16 @@ func (o *options) validate() error {
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"--authentication-token-webhook-cache-ttl":       o.tokenWebhookCacheTTL,
+		"--authorization-webhook-cache-authorized-ttl":   o.authzAuthorizedTTL,
+		"--authorization-webhook-cache-unauthorized-ttl": o.authzUnauthorizedTTL,
+	} {
+		// 0 turns a cache off.
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", name, d))
 		}
 	}
 	if o.nodeLeaseDurationSeconds <= 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -22,6 +23,34 @@ func TestDefaultsFollowTheKubelet(t *testing.T) {
 	o := parse(t)
 	if o.port != 10250 || o.healthzPort != 10248 || o.podLogsDir != "/var/log/pods" || o.maxPods != 110 {
 		t.Errorf("defaults = port %d healthz %d logs %s maxPods %d", o.port, o.healthzPort, o.podLogsDir, o.maxPods)
+	}
+	// As the kubelet, except that anonymous requests are refused.
+	if o.anonymousAuth || !o.tokenWebhook || o.tokenWebhookCacheTTL != 2*time.Minute ||
+		o.authorizationMode != "Webhook" || o.authzAuthorizedTTL != 5*time.Minute || o.authzUnauthorizedTTL != 30*time.Second {
+		t.Errorf("auth defaults = anonymous %v webhook %v/%s mode %s ttl %s/%s", o.anonymousAuth, o.tokenWebhook, o.tokenWebhookCacheTTL,
+			o.authorizationMode, o.authzAuthorizedTTL, o.authzUnauthorizedTTL)
+	}
+	if o.debugAuditLog != "" {
+		t.Errorf("--debug-audit-log defaults to %q, want none", o.debugAuditLog)
+	}
+}
+
+func TestCertDirDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--root-dir=/var/lib/ea"}, "/var/lib/ea/pki"},
+		{nil, "/var/lib/ephemeral-agent/pki"},
+		{[]string{"--root-dir=/var/lib/ea", "--cert-dir=/etc/ea/pki"}, "/etc/ea/pki"},
+	} {
+		o := parse(t, append([]string{"--node-name=n", "--node-ip=10.0.0.1"}, tc.args...)...)
+		if err := o.complete(); err != nil {
+			t.Fatal(err)
+		}
+		if o.certDir != tc.want {
+			t.Errorf("%v: cert dir %q, want %q", tc.args, o.certDir, tc.want)
+		}
 	}
 }
 
@@ -44,13 +73,19 @@ func TestNodeNameDefaults(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	valid := []string{"--kubeconfig=k", "--node-name=n", "--node-ip=127.0.0.1", "--tls-cert-file=c", "--tls-private-key-file=k"}
+	with := func(extra ...string) []string { return append(append([]string{}, valid...), extra...) }
 	for _, tc := range []struct {
 		name    string
 		args    []string
 		wantErr []string
 	}{
 		{"valid", valid, nil},
-		{"nothing given", []string{"--node-name=n", "--node-ip=127.0.0.1"}, []string{"--kubeconfig is required", "--tls-cert-file"}},
+		{"self-signed certificate", []string{"--kubeconfig=k", "--node-name=n", "--node-ip=127.0.0.1"}, nil},
+		{"always allow", with("--authorization-mode=AlwaysAllow", "--anonymous-auth"), nil},
+		{"nothing given", []string{"--node-name=n", "--node-ip=127.0.0.1", "--tls-cert-file=c"}, []string{"--kubeconfig is required", "--tls-cert-file and --tls-private-key-file go together"}},
+		{"bad auth", with("--authorization-mode=RBAC", "--authentication-token-webhook=false", "--authorization-webhook-cache-authorized-ttl=-1s"),
+			[]string{`--authorization-mode "RBAC" is not one of Webhook, AlwaysAllow`, "no authentication: set --client-ca-file",
+				"--authorization-webhook-cache-authorized-ttl must not be negative"}},
 		{"bad values", append(append([]string{}, valid...), "--port=0", "--node-ip=nope", "--container-runtime-endpoint=tcp://x", "--node-status-update-frequency=0s"),
 			[]string{"--port 0", "--node-ip \"nope\"", "unix://", "--node-status-update-frequency must be positive"}},
 	} {

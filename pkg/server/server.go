@@ -1,23 +1,23 @@
 // Package server serves the agent's HTTP endpoints: the kubelet-style API on
-// the TLS port (/healthz, /metrics and the routes it is given, such as
-// /containerLogs/) and a plain /healthz on a
-// loopback port for local probes, as the kubelet does on 10248.
+// the TLS port (/healthz, /metrics, /pods, /runningpods/ and the routes it
+// is given, such as /containerLogs/, /exec/, /attach/ and /portForward/) and
+// a plain /healthz on a loopback port for local probes, as the kubelet does
+// on 10248.
 //
-// Every request on the TLS port must present a client certificate signed by
-// the client CA; until delegated authentication and authorization land, that
-// is the only way in, and without a client CA nothing but the loopback
-// /healthz is served.
+// Every request on the TLS port, /healthz included as in the kubelet, goes
+// through Config.Auth (package auth: delegated authentication and
+// authorization) before it reaches a route; there is no way around it.
+// Without --tls-cert-file the server makes itself a self-signed certificate
+// (EnsureSelfSignedCert).
 package server
 
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -39,18 +39,28 @@ type Config struct {
 	// --address and --port.
 	Address string
 	Port    int
-	// TLSCertFile and TLSKeyFile are the serving certificate and key.
+	// TLSCertFile and TLSKeyFile are the serving certificate and key. When
+	// both are empty, a self-signed pair in CertDir covering NodeName and
+	// NodeIPs is used (and made when missing).
 	TLSCertFile, TLSKeyFile string
-	// ClientCAFile verifies client certificates; empty rejects every client.
-	ClientCAFile string
+	CertDir                 string
+	NodeName                string
+	NodeIPs                 []net.IP
+	// Auth guards every route of the TLS API (auth.Guard.Wrap); it is
+	// required, so that no configuration serves the API unguarded.
+	Auth func(http.Handler) http.Handler
 	// HealthzAddress and HealthzPort serve a plain-HTTP /healthz; port 0
 	// disables it.
 	HealthzAddress string
 	HealthzPort    int
 	// Gatherer supplies /metrics; nil serves no metrics.
 	Gatherer prometheus.Gatherer
+	// Pods serves /pods; nil leaves it out.
+	Pods PodLister
+	// Runtime serves /runningpods/; nil leaves it out.
+	Runtime ContainerLister
 	// Handlers are further API routes, by ServeMux pattern (e.g.
-	// "/containerLogs/"), served to authenticated clients like the rest.
+	// "/containerLogs/"), served to authorized clients like the rest.
 	Handlers map[string]http.Handler
 }
 
@@ -69,7 +79,10 @@ func New(cfg Config, checks ...Check) *Server {
 // when a listener cannot be opened or fails while serving.
 func (s *Server) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	tlsConfig, err := s.tlsConfig()
+	if s.cfg.Auth == nil {
+		return errors.New("no authentication and authorization configured for the agent API")
+	}
+	tlsConfig, err := s.tlsConfig(ctx)
 	if err != nil {
 		return err
 	}
@@ -78,7 +91,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen for the agent API: %w", err)
 	}
-	api := &http.Server{Handler: requireClientCert(s.apiMux()), TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second}
+	api := &http.Server{
+		Handler:   s.cfg.Auth(s.apiMux()),
+		TLSConfig: tlsConfig,
+		// Requests live in ctx, so that stopping the agent ends long-running
+		// ones (log follows, debug sessions) instead of waiting for them.
+		// No WriteTimeout: those last as long as their client wants.
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+	}
 	servers = append(servers, api)
 	serve := []func() error{func() error { return api.ServeTLS(apiLn, "", "") }}
 	logger.Info("Serving the agent API", "address", apiLn.Addr().String())
@@ -122,30 +144,31 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (s *Server) tlsConfig() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+func (s *Server) tlsConfig(ctx context.Context) (*tls.Config, error) {
+	certFile, keyFile := s.cfg.TLSCertFile, s.cfg.TLSKeyFile
+	if certFile == "" && keyFile == "" {
+		var generated bool
+		var err error
+		certFile, keyFile, generated, err = EnsureSelfSignedCert(s.cfg.CertDir, s.cfg.NodeName, s.cfg.NodeIPs, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if generated {
+			klog.FromContext(ctx).Info("Generated a self-signed serving certificate", "cert", certFile, "key", keyFile, "host", s.cfg.NodeName, "ips", s.cfg.NodeIPs)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load serving certificate: %w", err)
 	}
-	cfg := &tls.Config{
+	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
-		// Asked for but not demanded at the handshake, so that a request
-		// without one gets an HTTP 401 it can read instead of a TLS alert.
-		ClientAuth: tls.VerifyClientCertIfGiven,
-	}
-	if s.cfg.ClientCAFile != "" {
-		pem, err := os.ReadFile(s.cfg.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client CA %s holds no PEM certificate", s.cfg.ClientCAFile)
-		}
-		cfg.ClientCAs = pool
-	}
-	return cfg, nil
+		// Asked for but verified by the authenticator, as the kubelet does:
+		// a request without a valid one gets a 401 it can read instead of a
+		// TLS alert, and may still present a bearer token.
+		ClientAuth: tls.RequestClientCert,
+	}, nil
 }
 
 func (s *Server) apiMux() *http.ServeMux {
@@ -153,6 +176,14 @@ func (s *Server) apiMux() *http.ServeMux {
 	mux.Handle("/healthz", s.healthz())
 	if s.cfg.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if s.cfg.Pods != nil {
+		mux.Handle("GET /pods", podsHandler(s.cfg.Pods))
+	}
+	if s.cfg.Runtime != nil {
+		rp := runningPodsHandler(s.cfg.Runtime)
+		mux.Handle("GET /runningpods", rp)
+		mux.Handle("GET /runningpods/{$}", rp)
 	}
 	for pattern, h := range s.cfg.Handlers {
 		mux.Handle(pattern, h)
@@ -181,16 +212,5 @@ func (s *Server) healthz() http.Handler {
 			return
 		}
 		fmt.Fprint(w, "ok")
-	})
-}
-
-// requireClientCert rejects requests without a verified client certificate.
-func requireClientCert(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }

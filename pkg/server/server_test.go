@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -29,29 +27,6 @@ func TestHealthz(t *testing.T) {
 			New(Config{}, tc.checks...).healthz().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 			if rec.Code != tc.wantCode || !strings.Contains(rec.Body.String(), tc.wantBody) {
 				t.Errorf("got %d %q, want %d containing %q", rec.Code, rec.Body.String(), tc.wantCode, tc.wantBody)
-			}
-		})
-	}
-}
-
-func TestRequireClientCert(t *testing.T) {
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	for _, tc := range []struct {
-		name  string
-		state *tls.ConnectionState
-		want  int
-	}{
-		{"plain HTTP", nil, http.StatusUnauthorized},
-		{"TLS without a client certificate", &tls.ConnectionState{}, http.StatusUnauthorized},
-		{"verified client certificate", &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}, http.StatusOK},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/healthz", nil)
-			r.TLS = tc.state
-			rec := httptest.NewRecorder()
-			requireClientCert(ok).ServeHTTP(rec, r)
-			if rec.Code != tc.want {
-				t.Errorf("code = %d, want %d", rec.Code, tc.want)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 )
@@ -37,12 +38,18 @@ func runningApp(t *testing.T, ns, name string, mutate ...func(*v1.Pod)) *v1.Pod 
 func addEphemeral(t *testing.T, pod *v1.Pod, ec v1.EphemeralContainer) {
 	t.Helper()
 	ctx := context.Background()
-	cur, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	// The agent updates the pod's status meanwhile: retry on conflict, as
+	// a controller would.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.EphemeralContainers = append(cur.Spec.EphemeralContainers, ec)
+		_, err = client.CoreV1().Pods(pod.Namespace).UpdateEphemeralContainers(ctx, pod.Name, cur, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	cur.Spec.EphemeralContainers = append(cur.Spec.EphemeralContainers, ec)
-	if _, err := client.CoreV1().Pods(pod.Namespace).UpdateEphemeralContainers(ctx, pod.Name, cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("add ephemeral container %s: %v", ec.Name, err)
 	}
 }
