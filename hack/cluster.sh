@@ -389,7 +389,8 @@ agent_args() {
 		--root-dir "$STATE/agent" --pod-logs-dir "$STATE/pod-logs" \
 		--address 127.0.0.1 --port "$AGENT_PORT" --healthz-port "$HEALTHZ_PORT" \
 		--tls-cert-file "$CERTS/agent.crt" --tls-private-key-file "$CERTS/agent.key" \
-		--client-ca-file "$CERTS/ca.crt"
+		--client-ca-file "$CERTS/ca.crt" \
+		--debug-audit-log "$LOGS/debug-audit.log"
 }
 
 start_agent() {

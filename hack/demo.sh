@@ -42,7 +42,8 @@ The debugger ran in the app's PID namespace: its ps shows /app, a process of a
 container that has no shell of its own. The cluster keeps running:
 
   source _output/local/env          # KUBECONFIG, CONTAINER_RUNTIME_ENDPOINT, NODE_NAME, PATH
-  kubectl -n demo debug app --image=localhost/busybox:test --image-pull-policy=Never --target=app -- ps
+  kubectl -n demo debug -it app --image=localhost/busybox:test --image-pull-policy=Never --target=app -- sh
+  tail -1 $EA_LOG_DIR/debug-audit.log   # one JSON line per debug session
   crictl ps -a                      # the node's private containerd
   make status                       # which components run
   make stop                         # stop everything make run started
