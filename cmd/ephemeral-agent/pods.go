@@ -71,13 +71,12 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	}
 	pm.status = status.NewManager(client, pm.source, status.NodeInfo{HostIPs: []string{o.nodeIP}, RuntimeName: runtimeName}, clk)
 	pm.syncer = kuberuntime.NewSyncer(kuberuntime.Config{
-		PodLogsDir:   o.podLogsDir,
-		RootDir:      o.rootDir,
-		NodeName:     o.nodeName,
-		NodeHostname: o.hostnameOverride,
-		NodeIPs:      []string{o.nodeIP},
-		DNS:          criconfig.DNSOptions{ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain, ResolvConf: o.resolvConf, NodeIPs: []string{o.nodeIP}},
-		Node:         nodeConfig(o, machine),
+		PodLogsDir: o.podLogsDir,
+		RootDir:    o.rootDir,
+		NodeName:   o.nodeName,
+		NodeIPs:    []string{o.nodeIP},
+		DNS:        criconfig.DNSOptions{ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain, ResolvConf: o.resolvConf, NodeIPs: []string{o.nodeIP}},
+		Node:       nodeConfig(o, machine),
 	}, kuberuntime.Deps{
 		Runtime:  runtime,
 		Pods:     pm.source,

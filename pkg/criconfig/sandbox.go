@@ -26,11 +26,6 @@ type SandboxOptions struct {
 	// PodLogsDir is the root of the pods' log directories (the kubelet's
 	// --pod-logs-dir, by default /var/log/pods).
 	PodLogsDir string
-	// NodeHostname is the node's host name. It is not used: like the
-	// kubelet, BuildSandboxConfig gives a host-network sandbox no Hostname,
-	// so the runtime writes the host's own name, which is also what
-	// hostname(1) says in the host's UTS namespace.
-	NodeHostname string
 	// CgroupParent is the pod's cgroup (its QoS-class parent included), in
 	// the runtime's cgroup driver's syntax; empty leaves the choice to the
 	// runtime.

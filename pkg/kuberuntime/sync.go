@@ -26,10 +26,9 @@ type Config struct {
 	// RootDir is the agent's --root-dir; termination message files live
 	// under RootDir/pods/UID/containers.
 	RootDir string
-	// NodeName and NodeHostname are the node's; NodeIPs its addresses.
-	NodeName     string
-	NodeHostname string
-	NodeIPs      []string
+	// NodeName is the node's name; NodeIPs its addresses.
+	NodeName string
+	NodeIPs  []string
 	// DNS configures pods' resolv.conf.
 	DNS criconfig.DNSOptions
 	// Node describes the machine for resource and security settings.
@@ -175,7 +174,7 @@ func (s *Syncer) execute(ctx context.Context, pod *v1.Pod, state *PodState, a Ac
 		attempt = a.SandboxAttempt
 	}
 	sandboxConfig, err := criconfig.BuildSandboxConfig(pod, criconfig.SandboxOptions{
-		Attempt: attempt, PodLogsDir: s.cfg.PodLogsDir, NodeHostname: s.cfg.NodeHostname, DNS: s.cfg.DNS, Node: s.cfg.Node,
+		Attempt: attempt, PodLogsDir: s.cfg.PodLogsDir, DNS: s.cfg.DNS, Node: s.cfg.Node,
 	})
 	if err != nil {
 		s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
