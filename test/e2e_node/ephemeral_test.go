@@ -128,6 +128,21 @@ func TestDebugDistrolessWithTarget(t *testing.T) {
 	if d := mustKubectl(t, "-n", ns, "describe", "pod", pod.Name); !strings.Contains(d, "Ephemeral Containers:") || !strings.Contains(d, "debugger:") {
 		t.Errorf("kubectl describe lacks the Ephemeral Containers section:\n%s", d)
 	}
+	// Events name the ephemeral container by its field path, as the
+	// kubelet's do.
+	waitFor(t, "Created and Started events of the debugger", 30*time.Second, func(ctx context.Context) (bool, error) {
+		evs, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		reasons := map[string]bool{}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == pod.Name && e.InvolvedObject.FieldPath == "spec.ephemeralContainers{debugger}" {
+				reasons[e.Reason] = true
+			}
+		}
+		return reasons["Created"] && reasons["Started"] && reasons["Pulled"], nil
+	})
 	resp, err := httpsClient(t, "admin").Get("https://127.0.0.1:" + testEnv.agentPort + "/metrics")
 	if err != nil {
 		t.Fatal(err)

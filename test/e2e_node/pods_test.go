@@ -296,3 +296,34 @@ func TestAgentRestartStartsNothingTwice(t *testing.T) {
 		t.Errorf("%d CRI sandboxes, want 1", n)
 	}
 }
+
+func TestPodsDeletedWhileAgentDownAreCleaned(t *testing.T) {
+	a := startAgent(t)
+	waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+	ns := createNamespace(t)
+	rs := criClient(t)
+	pod := createPod(t, &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
+		Spec: v1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers:                    []v1.Container{{Name: "app", Image: distrolessImage, ImagePullPolicy: v1.PullNever}},
+		},
+	})
+	waitPod(t, ns, pod.Name, "Running", 90*time.Second, phaseIs(v1.PodRunning))
+
+	a.kill()
+	// With the node's agent gone, only a forced deletion removes the pod.
+	if err := client.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	waitPodGone(t, ns, pod.Name, 30*time.Second)
+	if n := len(criSandboxes(t, rs, string(pod.UID))); n == 0 {
+		t.Fatal("the sandbox vanished while no agent ran; the test proves nothing")
+	}
+
+	startAgent(t)
+	waitFor(t, "the restarted agent to remove the orphaned pod", 30*time.Second, func(ctx context.Context) (bool, error) {
+		return len(criSandboxes(t, rs, string(pod.UID))) == 0 && len(criContainers(t, rs, string(pod.UID), "")) == 0 &&
+			len(mountsUnder(t, rootDir()+"/pods/"+string(pod.UID))) == 0, nil
+	})
+}

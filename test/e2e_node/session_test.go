@@ -177,8 +177,10 @@ func TestInteractiveDebugSession(t *testing.T) {
 	})
 	for _, e := range auditEntries(t, audit) {
 		if e["container"] == "shell" {
-			if e["user"] == "" || e["ephemeral"] != true || e["tty"] != true {
-				t.Errorf("audit line = %v, want a user, ephemeral true and tty true", e)
+			// Through kube-apiserver, the agent's caller is the API server's
+			// kubelet-client identity.
+			if e["user"] != "kube-apiserver-kubelet-client" || e["ephemeral"] != true || e["tty"] != true || e["kind"] != "attach" {
+				t.Errorf("audit line = %v, want user kube-apiserver-kubelet-client, kind attach, ephemeral and tty true", e)
 			}
 		}
 	}
