@@ -93,9 +93,14 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	// finished needs none (and its namespace may refuse new tokens).
 	if pod.DeletionTimestamp == nil && !podFinished(pod, state) {
 		if mounter, err = s.Volumes.SetUp(ctx, pod); err != nil {
+			// One Event per volume, as the kubelet's; an embedder's volume
+			// manager may return plain errors, which get one Event.
 			failures := volume.FailedMounts(err)
 			for _, f := range failures {
 				s.Recorder.Eventf(pod, v1.EventTypeWarning, volume.FailedMountReason, "%s", f.Error())
+			}
+			if len(failures) == 0 {
+				s.Recorder.Eventf(pod, v1.EventTypeWarning, volume.FailedMountReason, "%v", err)
 			}
 			if len(failures) == 0 || !allStale(failures) {
 				// Nothing starts without its volumes; the pod waits in
