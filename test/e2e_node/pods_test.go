@@ -242,14 +242,7 @@ func TestDeletionLeavesNothingBehind(t *testing.T) {
 	})
 
 	// Deleting the namespace deletes its pods through the same path.
-	other := createPod(t, &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "in-namespace", Namespace: ns},
-		Spec: v1.PodSpec{
-			TerminationGracePeriodSeconds: ptr.To[int64](1),
-			Containers:                    []v1.Container{{Name: "app", Image: distrolessImage, ImagePullPolicy: v1.PullNever}},
-		},
-	})
-	waitPod(t, ns, other.Name, "Running", 90*time.Second, phaseIs(v1.PodRunning))
+	other := runningApp(t, ns, "in-namespace")
 	if err := client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -302,14 +295,7 @@ func TestPodsDeletedWhileAgentDownAreCleaned(t *testing.T) {
 	waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
 	ns := createNamespace(t)
 	rs := criClient(t)
-	pod := createPod(t, &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
-		Spec: v1.PodSpec{
-			TerminationGracePeriodSeconds: ptr.To[int64](1),
-			Containers:                    []v1.Container{{Name: "app", Image: distrolessImage, ImagePullPolicy: v1.PullNever}},
-		},
-	})
-	waitPod(t, ns, pod.Name, "Running", 90*time.Second, phaseIs(v1.PodRunning))
+	pod := runningApp(t, ns, "orphan")
 
 	a.kill()
 	// With the node's agent gone, only a forced deletion removes the pod.
