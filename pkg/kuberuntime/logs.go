@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 )
 
@@ -17,15 +16,8 @@ func (s *Syncer) ContainerLogTarget(ctx context.Context, namespace, podName, con
 	if !ok {
 		return logs.LogTarget{}, fmt.Errorf("pod %s/%s: %w", namespace, podName, logs.ErrPodNotFound)
 	}
-	var typ criconfig.ContainerType
-	switch {
-	case containerSpec(pod, criconfig.ContainerTypeRegular, containerName) != nil:
-		typ = criconfig.ContainerTypeRegular
-	case containerSpec(pod, criconfig.ContainerTypeInit, containerName) != nil:
-		typ = criconfig.ContainerTypeInit
-	case containerSpec(pod, criconfig.ContainerTypeEphemeral, containerName) != nil:
-		typ = criconfig.ContainerTypeEphemeral
-	default:
+	typ, spec := findContainer(pod, containerName)
+	if spec == nil {
 		return logs.LogTarget{}, fmt.Errorf("container %s: %w", containerName, logs.ErrContainerNotFound)
 	}
 	state, err := s.obs.observe(ctx, pod.UID)

@@ -266,6 +266,17 @@ func containerSpec(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.Co
 	return nil
 }
 
+// findContainer finds a container of the pod spec by name alone, as the
+// kubelet API names them: regular first, then init, then ephemeral.
+func findContainer(pod *v1.Pod, name string) (criconfig.ContainerType, *v1.Container) {
+	for _, t := range []criconfig.ContainerType{criconfig.ContainerTypeRegular, criconfig.ContainerTypeInit, criconfig.ContainerTypeEphemeral} {
+		if spec := containerSpec(pod, t, name); spec != nil {
+			return t, spec
+		}
+	}
+	return "", nil
+}
+
 // containerRef is the object Events about a container are attached to,
 // with the kubelet's fieldPath.
 func containerRef(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.ObjectReference {

@@ -26,13 +26,7 @@ func (s *Syncer) StreamTarget(ctx context.Context, namespace, podName string, po
 		spec *v1.Container
 	)
 	if containerName != "" {
-		for _, t := range []criconfig.ContainerType{criconfig.ContainerTypeRegular, criconfig.ContainerTypeInit, criconfig.ContainerTypeEphemeral} {
-			if spec = containerSpec(pod, t, containerName); spec != nil {
-				typ = t
-				break
-			}
-		}
-		if spec == nil {
+		if typ, spec = findContainer(pod, containerName); spec == nil {
 			return streaming.Target{}, fmt.Errorf("container %s: %w", containerName, streaming.ErrContainerNotFound)
 		}
 	}
