@@ -143,7 +143,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer auditor.Close()
 	sessions := streaming.NewHandler(streaming.Config{
-		Pods:    pm.syncer,
+		Pods:    streaming.FromPodState(pm.lookup),
 		Runtime: runtime,
 		Auditor: auditor,
 		Metrics: streaming.NewMetrics(registry),
@@ -163,7 +163,7 @@ func run(ctx context.Context, o *options) error {
 		Pods:           pm.source,
 		Runtime:        runtime,
 		Handlers: map[string]http.Handler{
-			"/containerLogs/": logs.NewHandler(pm.syncer, runtime),
+			"/containerLogs/": logs.NewHandler(logs.FromPodState(pm.lookup), runtime),
 			"/exec/":          sessions,
 			"/attach/":        sessions,
 			"/portForward/":   sessions,

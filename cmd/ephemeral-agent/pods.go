@@ -24,6 +24,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podsource"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/status"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
 )
@@ -34,6 +35,7 @@ type podMachinery struct {
 	source      *podsource.Source
 	workers     *kuberuntime.Workers
 	syncer      *kuberuntime.Syncer
+	lookup      *podstate.Lookup
 	status      *status.Manager
 	volumes     *volume.Manager
 	runtime     internalapi.RuntimeService
@@ -69,6 +71,8 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if err != nil {
 		return nil, err
 	}
+	observer := podstate.NewObserver(runtime)
+	pm.lookup = podstate.NewLookup(pm.source, observer)
 	pm.status = status.NewManager(client, pm.source, status.NodeInfo{HostIPs: []string{o.nodeIP}, RuntimeName: runtimeName}, clk)
 	pm.syncer = kuberuntime.NewSyncer(kuberuntime.Config{
 		PodLogsDir: o.podLogsDir,
@@ -86,6 +90,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Status:   pm.status,
 		Recorder: recorder,
 		Clock:    clk,
+		Observer: observer,
 		Metrics:  kuberuntime.NewMetrics(reg),
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/status"
 )
 
@@ -28,9 +29,6 @@ import (
 type onePod struct{ pod *v1.Pod }
 
 func (s onePod) GetPodByUID(uid types.UID) (*v1.Pod, bool) { return s.pod, s.pod.UID == uid }
-func (s onePod) GetPod(ns, name string) (*v1.Pod, bool) {
-	return s.pod, s.pod.Namespace == ns && s.pod.Name == name
-}
 
 type presentImages struct{}
 
@@ -55,7 +53,7 @@ func (noSecrets) Secret(context.Context, string, string) (*v1.Secret, error)    
 
 type printStatus struct{}
 
-func (printStatus) SetPodStatus(pod *v1.Pod, state *kuberuntime.PodState, waiting map[kuberuntime.ContainerKey]kuberuntime.Waiting) {
+func (printStatus) SetPodStatus(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.ContainerKey]podstate.Waiting) {
 	s := status.Compute(pod, state, waiting, status.NodeInfo{HostIPs: []string{"10.0.0.1"}}, time.Time{})
 	for _, c := range s.EphemeralContainerStatuses {
 		switch {

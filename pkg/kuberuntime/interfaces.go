@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // The interfaces below are everything the sync loop needs from the world.
@@ -37,7 +38,6 @@ type Runtime interface {
 // is not found no longer exists in the API: its runtime objects are removed.
 type PodSource interface {
 	GetPodByUID(uid types.UID) (*v1.Pod, bool)
-	GetPod(namespace, name string) (*v1.Pod, bool)
 }
 
 // Images makes sure a container's image is present and returns the image
@@ -71,7 +71,7 @@ type Secrets interface {
 // It is called with the pod's observed state and the Waiting reasons of
 // containers that failed to start or wait for backoff.
 type StatusSink interface {
-	SetPodStatus(pod *v1.Pod, state *PodState, waiting map[ContainerKey]Waiting)
+	SetPodStatus(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.ContainerKey]podstate.Waiting)
 	// DeletePod removes a pod whose deletion was requested once nothing of
 	// it runs any more, as the kubelet does (grace period 0, UID
 	// precondition).
@@ -83,17 +83,4 @@ type StatusSink interface {
 // Recorder emits Events (client-go's record.EventRecorder satisfies it).
 type Recorder interface {
 	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{})
-}
-
-// ContainerKey names one container of a pod spec.
-type ContainerKey struct {
-	Type criconfig.ContainerType
-	Name string
-}
-
-// Waiting is why a container is not running: a Waiting reason and message
-// of the container status, as the kubelet words them.
-type Waiting struct {
-	Reason  string
-	Message string
 }

@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // Crash-loop backoff, as the kubelet's: the first restart is immediate, the
@@ -80,13 +81,12 @@ type BackOffAction struct {
 // Plan decides what to do for pod given the runtime's state at now. It is a
 // pure function: everything it knows is in its arguments, so the rules read
 // as table tests. pod is nil when the pod no longer exists in the API.
-func Plan(pod *v1.Pod, state *PodState, now time.Time) Actions {
-	var a Actions
+func Plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 	if pod == nil || pod.DeletionTimestamp != nil || podFinished(pod, state) {
-		a.KillPod = hasRunning(state)
-		return a
+		return Actions{KillPod: hasRunning(state)}
 	}
-
+	p := planner{pod: pod, state: state, now: now}
+	a := &p.actions
 	sb := state.LatestSandbox()
 	switch {
 	case sb == nil:
@@ -96,13 +96,14 @@ func Plan(pod *v1.Pod, state *PodState, now time.Time) Actions {
 		// that never restarts keeps its dead sandbox once anything ran in
 		// it: its containers' exits decide its phase.
 		if pod.Spec.RestartPolicy == v1.RestartPolicyNever && len(state.Containers) > 0 {
-			return a
+			return *a
 		}
 		a.KillPod = hasRunning(state)
 		a.CreateSandbox = true
 		a.SandboxAttempt = sb.Attempt + 1
 	default:
 		a.SandboxID = sb.ID
+		p.sb = sb
 	}
 
 	if a.CreateSandbox {
@@ -110,85 +111,106 @@ func Plan(pod *v1.Pod, state *PodState, now time.Time) Actions {
 		// container, or all regular containers. Ephemeral containers wait
 		// for the next sync, when the sandbox is there to join.
 		if len(pod.Spec.InitContainers) > 0 {
-			c := pod.Spec.InitContainers[0]
-			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeInit, Index: 0, Name: c.Name, RestartCount: nextRestartCount(state, criconfig.ContainerTypeInit, c.Name)})
+			p.start(criconfig.ContainerTypeInit, 0, pod.Spec.InitContainers[0].Name)
 		} else {
 			for i, c := range pod.Spec.Containers {
-				a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeRegular, Index: i, Name: c.Name, RestartCount: nextRestartCount(state, criconfig.ContainerTypeRegular, c.Name)})
+				p.start(criconfig.ContainerTypeRegular, i, c.Name)
 			}
 		}
-		a.finish(pod, state, now)
-		return a
+		p.finish()
+		return *a
 	}
 
-	initDone := a.planInit(pod, state, sb, now)
-	if initDone {
+	if p.planInit() {
 		for i := range pod.Spec.Containers {
-			a.planRestartable(pod, state, sb, now, criconfig.ContainerTypeRegular, i, &pod.Spec.Containers[i], pod.Spec.RestartPolicy)
+			p.planRestartable(criconfig.ContainerTypeRegular, i, &pod.Spec.Containers[i], pod.Spec.RestartPolicy)
 		}
 	}
-	a.planEphemeral(pod, state)
-	a.finish(pod, state, now)
-	return a
+	p.planEphemeral()
+	p.finish()
+	return *a
+}
+
+// planner holds what every rule of one Plan call reads, and the actions it
+// builds.
+type planner struct {
+	pod   *v1.Pod
+	state *podstate.PodState
+	// sb is the ready sandbox the pod's containers run in.
+	sb      *podstate.Sandbox
+	now     time.Time
+	actions Actions
+}
+
+// start plans a new instance of a container, counting on from its newest
+// instance in any sandbox, so that restarts of a pod (sandbox re-creation)
+// keep counting as the kubelet's do.
+func (p *planner) start(typ criconfig.ContainerType, i int, name string) {
+	restarts := 0
+	if c := p.state.Latest(typ, name); c != nil {
+		restarts = c.Attempt + 1
+	}
+	p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: typ, Index: i, Name: name, RestartCount: restarts})
+}
+
+// startCreated plans the start of an instance that was created but never
+// started: it is started as it is, never created a second time.
+func (p *planner) startCreated(typ criconfig.ContainerType, i int, cur *podstate.Container) {
+	p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: typ, Index: i, Name: cur.Name, RestartCount: cur.Attempt, CreatedID: cur.ID})
 }
 
 // planInit plans the init containers, in order, and reports whether all of
 // them are done so regular containers may start.
-func (a *Actions) planInit(pod *v1.Pod, state *PodState, sb *Sandbox, now time.Time) bool {
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		if isSidecar(c) {
-			// A restartable init container (sidecar) lets the next one
-			// start once it runs, and is restarted whenever it exits.
-			a.planRestartable(pod, state, sb, now, criconfig.ContainerTypeInit, i, c, v1.RestartPolicyAlways)
-			if cur := latestIn(state, sb, criconfig.ContainerTypeInit, c.Name); cur == nil || !cur.Running() {
+func (p *planner) planInit() bool {
+	for i := range p.pod.Spec.InitContainers {
+		c := &p.pod.Spec.InitContainers[i]
+		cur := p.state.Current(p.sb, criconfig.ContainerTypeInit, c.Name)
+		if podstate.IsSidecar(c) {
+			// A sidecar lets the next init container start once it has
+			// started, and is restarted whenever it exits.
+			p.planRestartable(criconfig.ContainerTypeInit, i, c, v1.RestartPolicyAlways)
+			if !podstate.InitContainerDone(c, cur) {
 				return false
 			}
 			continue
 		}
-		cur := latestIn(state, sb, criconfig.ContainerTypeInit, c.Name)
 		switch {
-		case cur == nil:
-			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeInit, Index: i, Name: c.Name, RestartCount: nextRestartCount(state, criconfig.ContainerTypeInit, c.Name)})
-			return false
-		case cur.Created():
-			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeInit, Index: i, Name: c.Name, RestartCount: cur.Attempt, CreatedID: cur.ID})
-			return false
-		case cur.Running():
-			return false
-		case cur.Exited() && cur.ExitCode == 0:
+		case podstate.InitContainerDone(c, cur):
 			continue
-		default:
+		case cur == nil:
+			p.start(criconfig.ContainerTypeInit, i, c.Name)
+		case cur.Created():
+			p.startCreated(criconfig.ContainerTypeInit, i, cur)
+		case cur.Running():
+		case p.pod.Spec.RestartPolicy != v1.RestartPolicyNever:
 			// Failed: the pod's restart policy decides, with backoff. With
 			// Never the pod has failed; podFinished stops it next sync.
-			if pod.Spec.RestartPolicy != v1.RestartPolicyNever {
-				a.restartWithBackoff(pod, state, now, criconfig.ContainerTypeInit, i, c.Name, cur)
-			}
-			return false
+			p.restartWithBackoff(criconfig.ContainerTypeInit, i, cur)
 		}
+		return false
 	}
 	return true
 }
 
 // planRestartable plans a regular container (or a sidecar) under policy.
-func (a *Actions) planRestartable(pod *v1.Pod, state *PodState, sb *Sandbox, now time.Time, typ criconfig.ContainerType, i int, c *v1.Container, policy v1.RestartPolicy) {
-	cur := latestIn(state, sb, typ, c.Name)
+func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Container, policy v1.RestartPolicy) {
+	cur := p.state.Current(p.sb, typ, c.Name)
 	switch {
 	case cur == nil:
-		a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: nextRestartCount(state, typ, c.Name)})
+		p.start(typ, i, c.Name)
 	case cur.Created():
-		a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: cur.Attempt, CreatedID: cur.ID})
+		p.startCreated(typ, i, cur)
 	case cur.Running():
 		if cur.Hash != "" && cur.Hash != criconfig.HashContainer(c) {
 			// The spec changed under a running container (an image
 			// update): replace it, as the kubelet does.
-			a.ContainersToKill = append(a.ContainersToKill, KillAction{ContainerID: cur.ID, Name: c.Name, Type: typ,
+			p.actions.ContainersToKill = append(p.actions.ContainersToKill, KillAction{ContainerID: cur.ID, Name: c.Name, Type: typ,
 				Message: fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)})
-			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: cur.Attempt + 1})
+			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: cur.Attempt + 1})
 		}
 	case cur.Exited():
 		if shouldRestart(policy, cur.ExitCode) {
-			a.restartWithBackoff(pod, state, now, typ, i, c.Name, cur)
+			p.restartWithBackoff(typ, i, cur)
 		}
 	}
 }
@@ -196,36 +218,37 @@ func (a *Actions) planRestartable(pod *v1.Pod, state *PodState, sb *Sandbox, now
 // planEphemeral starts each ephemeral container that has no CRI container
 // of its name in any sandbox, in any state. Nothing else: an ephemeral
 // container is never restarted, whatever its exit.
-func (a *Actions) planEphemeral(pod *v1.Pod, state *PodState) {
-	for i, ec := range pod.Spec.EphemeralContainers {
-		cur := state.Latest(criconfig.ContainerTypeEphemeral, ec.Name)
+func (p *planner) planEphemeral() {
+	for i, ec := range p.pod.Spec.EphemeralContainers {
+		cur := p.state.Latest(criconfig.ContainerTypeEphemeral, ec.Name)
 		switch {
 		case cur == nil:
-			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name})
-		case cur.Created() && cur.SandboxID == a.SandboxID:
-			a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name, CreatedID: cur.ID})
+			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name})
+		case cur.Created() && cur.SandboxID == p.actions.SandboxID:
+			p.startCreated(criconfig.ContainerTypeEphemeral, i, cur)
 		}
 	}
 }
 
-func (a *Actions) restartWithBackoff(pod *v1.Pod, state *PodState, now time.Time, typ criconfig.ContainerType, i int, name string, cur *Container) {
+func (p *planner) restartWithBackoff(typ criconfig.ContainerType, i int, cur *podstate.Container) {
 	delay := restartDelay(cur)
 	until := cur.FinishedAt.Add(delay)
-	if now.Before(until) {
-		a.BackOff = append(a.BackOff, BackOffAction{Type: typ, Name: name, Until: until,
-			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, name, pod.Name, pod.Namespace, pod.UID)})
+	if p.now.Before(until) {
+		p.actions.BackOff = append(p.actions.BackOff, BackOffAction{Type: typ, Name: cur.Name, Until: until,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, cur.Name, p.pod.Name, p.pod.Namespace, p.pod.UID)})
 		return
 	}
-	a.ContainersToStart = append(a.ContainersToStart, StartAction{Type: typ, Index: i, Name: name, RestartCount: cur.Attempt + 1})
+	p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: typ, Index: i, Name: cur.Name, RestartCount: cur.Attempt + 1})
 }
 
 // finish adds what every plan that keeps the pod needs: garbage collection
 // of old instances and the next timed sync.
-func (a *Actions) finish(pod *v1.Pod, state *PodState, now time.Time) {
+func (p *planner) finish() {
+	a := &p.actions
 	for _, typ := range []criconfig.ContainerType{criconfig.ContainerTypeInit, criconfig.ContainerTypeRegular} {
 		seen := map[string]int{}
-		for i := range state.Containers {
-			c := &state.Containers[i]
+		for i := range p.state.Containers {
+			c := &p.state.Containers[i]
 			if c.Type != typ {
 				continue
 			}
@@ -238,7 +261,7 @@ func (a *Actions) finish(pod *v1.Pod, state *PodState, now time.Time) {
 		}
 	}
 	for _, b := range a.BackOff {
-		if d := b.Until.Sub(now); d > 0 && (a.RequeueAfter == 0 || d < a.RequeueAfter) {
+		if d := b.Until.Sub(p.now); d > 0 && (a.RequeueAfter == 0 || d < a.RequeueAfter) {
 			a.RequeueAfter = d
 		}
 	}
@@ -246,7 +269,7 @@ func (a *Actions) finish(pod *v1.Pod, state *PodState, now time.Time) {
 
 // restartDelay is the crash-loop backoff before restarting c, derived from
 // CRI state alone so it survives an agent restart.
-func restartDelay(c *Container) time.Duration {
+func restartDelay(c *podstate.Container) time.Duration {
 	if c.Attempt == 0 || (!c.StartedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) > backoffReset) {
 		return 0
 	}
@@ -268,31 +291,7 @@ func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
 	}
 }
 
-func isSidecar(c *v1.Container) bool {
-	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
-}
-
-// latestIn returns the newest container of that name in sandbox sb: a
-// container of an earlier sandbox does not count as running in this one.
-func latestIn(state *PodState, sb *Sandbox, typ criconfig.ContainerType, name string) *Container {
-	for _, c := range state.Instances(typ, name) {
-		if c.SandboxID == sb.ID {
-			return c
-		}
-	}
-	return nil
-}
-
-// nextRestartCount continues the count across sandboxes, so that restarts
-// of a pod (sandbox re-creation) keep counting as the kubelet's do.
-func nextRestartCount(state *PodState, typ criconfig.ContainerType, name string) int {
-	if c := state.Latest(typ, name); c != nil {
-		return c.Attempt + 1
-	}
-	return 0
-}
-
-func hasRunning(state *PodState) bool {
+func hasRunning(state *podstate.PodState) bool {
 	if state == nil {
 		return false
 	}
@@ -312,7 +311,7 @@ func hasRunning(state *PodState) bool {
 // podFinished reports whether the pod has reached a final phase: under
 // Never or OnFailure, every regular container exited and none will restart,
 // or an init container failed under Never.
-func podFinished(pod *v1.Pod, state *PodState) bool {
+func podFinished(pod *v1.Pod, state *podstate.PodState) bool {
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		return true
 	}
@@ -326,7 +325,7 @@ func podFinished(pod *v1.Pod, state *PodState) bool {
 	if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 		for i := range pod.Spec.InitContainers {
 			c := &pod.Spec.InitContainers[i]
-			if cur := latestIn(state, sb, criconfig.ContainerTypeInit, c.Name); !isSidecar(c) && cur != nil && cur.Exited() && cur.ExitCode != 0 {
+			if cur := state.Current(sb, criconfig.ContainerTypeInit, c.Name); !podstate.IsSidecar(c) && cur != nil && cur.Exited() && cur.ExitCode != 0 {
 				return true
 			}
 		}

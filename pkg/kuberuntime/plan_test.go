@@ -7,87 +7,36 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
 )
 
-var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+// Fixtures shared with the status tests.
+var (
+	t0           = podstatetest.T0
+	testPod      = podstatetest.Pod
+	withInit     = podstatetest.WithInit
+	withPolicy   = podstatetest.WithPolicy
+	readySandbox = podstatetest.ReadySandbox
+	deadSandbox  = podstatetest.DeadSandbox
+	ctr          = podstatetest.Ctr
+	state        = podstatetest.State
+)
 
 const (
-	initT = criconfig.ContainerTypeInit
-	regT  = criconfig.ContainerTypeRegular
-	ephT  = criconfig.ContainerTypeEphemeral
+	initT   = podstatetest.Init
+	regT    = podstatetest.Regular
+	ephT    = podstatetest.Ephemeral
+	running = podstatetest.Running
+	exited  = podstatetest.Exited
+	created = podstatetest.Created
 )
 
-func testPod(mutate ...func(*v1.Pod)) *v1.Pod {
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default", UID: "uid-1"},
-		Spec: v1.PodSpec{
-			RestartPolicy: v1.RestartPolicyAlways,
-			Containers:    []v1.Container{{Name: "app", Image: "localhost/distroless-app:test"}},
-		},
-	}
-	for _, m := range mutate {
-		m(p)
-	}
-	return p
-}
-
-func withInit(names ...string) func(*v1.Pod) {
-	return func(p *v1.Pod) {
-		for _, n := range names {
-			p.Spec.InitContainers = append(p.Spec.InitContainers, v1.Container{Name: n, Image: "localhost/busybox:test"})
-		}
-	}
-}
-
+// withEphemeral adds one ephemeral container aimed at target.
 func withEphemeral(name, target string) func(*v1.Pod) {
-	return func(p *v1.Pod) {
-		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
-			EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: name, Image: "localhost/busybox:test"},
-			TargetContainerName:      target,
-		})
-	}
-}
-
-func withPolicy(p v1.RestartPolicy) func(*v1.Pod) {
-	return func(pod *v1.Pod) { pod.Spec.RestartPolicy = p }
-}
-
-func readySandbox(id string, attempt uint32) Sandbox {
-	return Sandbox{ID: id, Attempt: attempt, Ready: true, CreatedAt: t0.Add(time.Duration(attempt) * time.Minute)}
-}
-
-func deadSandbox(id string, attempt uint32) Sandbox {
-	s := readySandbox(id, attempt)
-	s.Ready = false
-	return s
-}
-
-// ctr is a container in sandbox sb; created is its age rank (higher newer).
-func ctr(id, sb string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, exit int32) Container {
-	c := Container{ID: id, SandboxID: sb, Type: typ, Name: name, State: st, Attempt: attempt, ExitCode: exit,
-		CreatedAt: t0.Add(time.Duration(attempt) * time.Second)}
-	if st != runtimeapi.ContainerState_CONTAINER_CREATED {
-		c.StartedAt = c.CreatedAt
-	}
-	if st == runtimeapi.ContainerState_CONTAINER_EXITED {
-		c.FinishedAt = c.StartedAt.Add(time.Second)
-	}
-	return c
-}
-
-const (
-	running = runtimeapi.ContainerState_CONTAINER_RUNNING
-	exited  = runtimeapi.ContainerState_CONTAINER_EXITED
-	created = runtimeapi.ContainerState_CONTAINER_CREATED
-)
-
-func state(sbs []Sandbox, cs ...Container) *PodState {
-	s := &PodState{Sandboxes: sbs, Containers: cs}
-	s.Sort()
-	return s
+	return podstatetest.WithEphemeral(target, name)
 }
 
 func start(typ criconfig.ContainerType, i int, name string, restarts int) StartAction {
@@ -95,12 +44,12 @@ func start(typ criconfig.ContainerType, i int, name string, restarts int) StartA
 }
 
 func TestPlan(t *testing.T) {
-	sb1 := []Sandbox{readySandbox("sb1", 0)}
+	sb1 := []podstate.Sandbox{readySandbox("sb1", 0)}
 	deleting := func(p *v1.Pod) { now := metav1.NewTime(t0); p.DeletionTimestamp = &now }
 	for _, tc := range []struct {
 		name  string
 		pod   *v1.Pod
-		state *PodState
+		state *podstate.PodState
 		now   time.Time
 		want  Actions
 	}{
@@ -184,13 +133,13 @@ func TestPlan(t *testing.T) {
 		{
 			name:  "dead sandbox under Always: killed and re-created, counts go on",
 			pod:   testPod(),
-			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
 			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
 		},
 		{
 			name:  "dead sandbox under Never after containers ran: left as it is",
 			pod:   testPod(withPolicy(v1.RestartPolicyNever)),
-			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", running, 0, 0)),
 			want:  Actions{},
 		},
 		{
@@ -202,7 +151,7 @@ func TestPlan(t *testing.T) {
 		{
 			name:  "gone from the API with nothing running: nothing to kill",
 			pod:   nil,
-			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
 			want:  Actions{},
 		},
 		{
@@ -240,13 +189,13 @@ func TestPlan(t *testing.T) {
 		{
 			name:  "ephemeral: exists in an older sandbox only, not started again",
 			pod:   testPod(withEphemeral("debug", "app")),
-			state: state([]Sandbox{readySandbox("sb2", 1), deadSandbox("sb1", 0)}, ctr("c2", "sb2", regT, "app", running, 1, 0), ctr("e1", "sb1", ephT, "debug", exited, 0, 0)),
+			state: state([]podstate.Sandbox{readySandbox("sb2", 1), deadSandbox("sb1", 0)}, ctr("c2", "sb2", regT, "app", running, 1, 0), ctr("e1", "sb1", ephT, "debug", exited, 0, 0)),
 			want:  Actions{SandboxID: "sb2"},
 		},
 		{
 			name:  "ephemeral: sandbox being re-created, waits for the next sync",
 			pod:   testPod(withEphemeral("debug", "app")),
-			state: state([]Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
 			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
 		},
 		{
@@ -295,7 +244,7 @@ func TestRestartDelay(t *testing.T) {
 		{20, time.Second, 5 * time.Minute},
 		{6, 11 * time.Minute, 0},
 	} {
-		c := &Container{Attempt: tc.attempt, StartedAt: t0, FinishedAt: t0.Add(tc.ran)}
+		c := &podstate.Container{Attempt: tc.attempt, StartedAt: t0, FinishedAt: t0.Add(tc.ran)}
 		if got := restartDelay(c); got != tc.want {
 			t.Errorf("restartDelay(attempt %d, ran %s) = %s, want %s", tc.attempt, tc.ran, got, tc.want)
 		}
@@ -303,13 +252,13 @@ func TestRestartDelay(t *testing.T) {
 }
 
 func TestTargetContainerID(t *testing.T) {
-	sb1 := []Sandbox{readySandbox("sb1", 0)}
+	sb1 := []podstate.Sandbox{readySandbox("sb1", 0)}
 	appRunning := ctr("c1", "sb1", regT, "app", running, 0, 0)
 	appExited := ctr("c2", "sb1", regT, "app", exited, 1, 1)
 	for _, tc := range []struct {
 		name    string
 		pod     *v1.Pod
-		state   *PodState
+		state   *podstate.PodState
 		want    string
 		wantErr string
 	}{

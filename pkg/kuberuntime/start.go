@@ -14,10 +14,10 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // Waiting reasons for containers that failed to start, as the kubelet's.
@@ -36,33 +36,34 @@ type ReasonedError interface {
 
 // startContainer starts one planned container and returns, on failure, the
 // Waiting reason and message its status must show.
-func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, state *PodState, sandboxID string, sandboxConfig *runtimeapi.PodSandboxConfig, st StartAction, mounter Mounter, podIPs []string) (Waiting, error) {
+func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.Waiting, error) {
+	pod := p.pod
 	logger := klog.FromContext(ctx).WithValues("containerName", st.Name, "containerType", st.Type)
-	spec := containerSpec(pod, st.Type, st.Name)
+	spec := podstate.ContainerSpec(pod, st.Type, st.Name)
 	if spec == nil {
-		return Waiting{}, fmt.Errorf("container %s is not in the pod spec", st.Name)
+		return podstate.Waiting{}, fmt.Errorf("container %s is not in the pod spec", st.Name)
 	}
 	ref := containerRef(pod, st.Type, st.Name)
-	fail := func(reason string, err error, event bool) (Waiting, error) {
+	fail := func(reason string, err error, event bool) (podstate.Waiting, error) {
 		if event {
-			s.Recorder.Eventf(ref, v1.EventTypeWarning, "Failed", "Error: %v", err)
+			p.Recorder.Eventf(ref, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		}
-		return Waiting{Reason: reason, Message: err.Error()}, err
+		return podstate.Waiting{Reason: reason, Message: err.Error()}, err
 	}
 
 	if st.CreatedID != "" {
 		// Created before, never started (the agent stopped in between):
 		// start that one, never a second.
-		if err := s.Runtime.StartContainer(ctx, st.CreatedID); err != nil {
+		if err := p.Runtime.StartContainer(ctx, st.CreatedID); err != nil {
 			return fail(ReasonRunContainerError, err, true)
 		}
-		s.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
+		p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
 		logger.Info("Started container created earlier", "containerID", st.CreatedID)
-		return Waiting{}, nil
+		return podstate.Waiting{}, nil
 	}
 
-	pullSecrets := s.pullSecrets(ctx, pod)
-	imageRef, err := s.Images.EnsureImage(ctx, ref, pod, spec.Image, spec.ImagePullPolicy, pullSecrets, sandboxConfig)
+	pullSecrets := p.pullSecrets(ctx, pod)
+	imageRef, err := p.Images.EnsureImage(ctx, ref, pod, spec.Image, spec.ImagePullPolicy, pullSecrets, p.sandboxConfig)
 	if err != nil {
 		reason := "ErrImagePull"
 		var re ReasonedError
@@ -77,33 +78,33 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, state *PodStat
 		Type:         st.Type,
 		RestartCount: st.RestartCount,
 		ImageRef:     imageRef,
-		PodIPs:       podIPs,
-		HostIPs:      s.cfg.NodeIPs,
-		NodeName:     s.cfg.NodeName,
-		Sources:      s.Secrets,
-		Node:         s.cfg.Node,
+		PodIPs:       p.podIPs,
+		HostIPs:      p.cfg.NodeIPs,
+		NodeName:     p.cfg.NodeName,
+		Sources:      p.Secrets,
+		Node:         p.cfg.Node,
 	}
-	if len(podIPs) > 0 {
-		opts.PodIP = podIPs[0]
+	if len(p.podIPs) > 0 {
+		opts.PodIP = p.podIPs[0]
 	}
-	if len(s.cfg.NodeIPs) > 0 {
-		opts.HostIP = s.cfg.NodeIPs[0]
+	if len(p.cfg.NodeIPs) > 0 {
+		opts.HostIP = p.cfg.NodeIPs[0]
 	}
-	if mounter != nil {
-		if opts.Mounts, err = mounter.Mounts(spec); err != nil {
+	if p.mounter != nil {
+		if opts.Mounts, err = p.mounter.Mounts(spec); err != nil {
 			return fail(ReasonCreateContainerConfigError, err, true)
 		}
 	}
-	if opts.ImageUID, opts.ImageUsername, err = s.Images.ImageUser(ctx, imageRef); err != nil {
+	if opts.ImageUID, opts.ImageUsername, err = p.Images.ImageUser(ctx, imageRef); err != nil {
 		return fail(ReasonCreateContainerConfigError, fmt.Errorf("inspect image %s: %w", spec.Image, err), true)
 	}
 	if st.Type == criconfig.ContainerTypeEphemeral {
-		if opts.TargetContainerID, err = targetContainerID(pod, state, st.Index); err != nil {
+		if opts.TargetContainerID, err = targetContainerID(pod, p.state, st.Index); err != nil {
 			return fail(ReasonCreateContainerConfigError, err, true)
 		}
 	}
 	if spec.TerminationMessagePath != "" {
-		if opts.TerminationMessageHostPath, err = s.terminationMessageFile(pod, st.Name); err != nil {
+		if opts.TerminationMessageHostPath, err = p.terminationMessageFile(pod, st.Name); err != nil {
 			return fail(ReasonCreateContainerConfigError, err, true)
 		}
 	}
@@ -111,20 +112,20 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, state *PodStat
 	if err != nil {
 		return fail(ReasonCreateContainerConfigError, err, true)
 	}
-	if err := os.MkdirAll(filepath.Join(sandboxConfig.GetLogDirectory(), st.Name), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(p.sandboxConfig.GetLogDirectory(), st.Name), 0o755); err != nil {
 		return fail(ReasonCreateContainerError, fmt.Errorf("create container log directory: %w", err), true)
 	}
-	id, err := s.Runtime.CreateContainer(ctx, sandboxID, config, sandboxConfig)
+	id, err := p.Runtime.CreateContainer(ctx, p.sandboxID, config, p.sandboxConfig)
 	if err != nil {
 		return fail(ReasonCreateContainerError, err, true)
 	}
-	s.Recorder.Eventf(ref, v1.EventTypeNormal, "Created", "Container created")
-	if err := s.Runtime.StartContainer(ctx, id); err != nil {
+	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Created", "Container created")
+	if err := p.Runtime.StartContainer(ctx, id); err != nil {
 		return fail(ReasonRunContainerError, err, true)
 	}
-	s.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
+	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
 	logger.Info("Started container", "containerID", id, "restartCount", st.RestartCount)
-	return Waiting{}, nil
+	return podstate.Waiting{}, nil
 }
 
 // pullSecrets fetches the pod's imagePullSecrets; a missing one is skipped
@@ -146,7 +147,7 @@ func (s *Syncer) pullSecrets(ctx context.Context, pod *v1.Pod) []v1.Secret {
 // ephemeral container with targetContainerName joins: the newest instance
 // of that regular or init container. Pods sharing the pod's or the host's
 // PID namespace need none.
-func targetContainerID(pod *v1.Pod, state *PodState, index int) (string, error) {
+func targetContainerID(pod *v1.Pod, state *podstate.PodState, index int) (string, error) {
 	ec := pod.Spec.EphemeralContainers[index]
 	shared := pod.Spec.HostPID || (pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace)
 	if ec.TargetContainerName == "" || shared {
@@ -237,44 +238,6 @@ func httpGetHook(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v1.HTTPGe
 		return fmt.Errorf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %s", h.Path, c.Name, pod.Name, resp.Status)
 	}
 	return nil
-}
-
-// containerSpec returns the spec of the named container of that type; an
-// ephemeral container is converted to the common Container shape.
-func containerSpec(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.Container {
-	switch typ {
-	case criconfig.ContainerTypeInit:
-		for i := range pod.Spec.InitContainers {
-			if pod.Spec.InitContainers[i].Name == name {
-				return &pod.Spec.InitContainers[i]
-			}
-		}
-	case criconfig.ContainerTypeEphemeral:
-		for i := range pod.Spec.EphemeralContainers {
-			if pod.Spec.EphemeralContainers[i].Name == name {
-				c := v1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
-				return &c
-			}
-		}
-	default:
-		for i := range pod.Spec.Containers {
-			if pod.Spec.Containers[i].Name == name {
-				return &pod.Spec.Containers[i]
-			}
-		}
-	}
-	return nil
-}
-
-// findContainer finds a container of the pod spec by name alone, as the
-// kubelet API names them: regular first, then init, then ephemeral.
-func findContainer(pod *v1.Pod, name string) (criconfig.ContainerType, *v1.Container) {
-	for _, t := range []criconfig.ContainerType{criconfig.ContainerTypeRegular, criconfig.ContainerTypeInit, criconfig.ContainerTypeEphemeral} {
-		if spec := containerSpec(pod, t, name); spec != nil {
-			return t, spec
-		}
-	}
-	return "", nil
 }
 
 // containerRef is the object Events about a container are attached to,

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
 )
 
@@ -33,8 +34,6 @@ type Config struct {
 	DNS criconfig.DNSOptions
 	// Node describes the machine for resource and security settings.
 	Node criconfig.NodeConfig
-	// RuntimeHandler selects the CRI runtime handler ("" is the default).
-	RuntimeHandler string
 }
 
 // Deps are the sync loop's collaborators; see the interfaces' docs.
@@ -47,6 +46,11 @@ type Deps struct {
 	Status   StatusSink
 	Recorder Recorder
 	Clock    clock.Clock
+	// Observer reads pods' runtime state. It may be nil: the Syncer then
+	// reads through an Observer of its own. An embedder that also serves
+	// logs or sessions (podstate.Lookup) passes one Observer to both, so
+	// they share its cache.
+	Observer *podstate.Observer
 	// Metrics may be nil.
 	Metrics *Metrics
 }
@@ -57,17 +61,20 @@ type Deps struct {
 type Syncer struct {
 	cfg Config
 	Deps
-	obs *observer
 }
 
 // NewSyncer returns a Syncer.
 func NewSyncer(cfg Config, deps Deps) *Syncer {
-	return &Syncer{cfg: cfg, Deps: deps, obs: newObserver(deps.Runtime)}
+	if deps.Observer == nil {
+		deps.Observer = podstate.NewObserver(deps.Runtime)
+	}
+	return &Syncer{cfg: cfg, Deps: deps}
 }
 
-// errRetry marks a sync that left work undone (a start failed): the worker
-// retries it with backoff.
-var errRetry = errors.New("some containers failed to start")
+// errRetry marks a sync that left work undone (a container did not start,
+// a kill or the sandbox failed; the Events and statuses say which): the
+// worker retries it with backoff.
+var errRetry = errors.New("pod sync left work undone")
 
 // SyncPod syncs the pod with that UID once. It returns when the pod wants
 // its next sync without any event (0: none) and an error when the sync
@@ -80,7 +87,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	}
 	ctx = klog.NewContext(ctx, logger)
 
-	state, err := s.obs.observe(ctx, uid)
+	state, err := s.Observer.Observe(ctx, uid)
 	if err != nil {
 		return 0, err
 	}
@@ -88,11 +95,11 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 		return 0, s.removePod(ctx, uid, state)
 	}
 
-	var mounter Mounter
+	p := &podSync{Syncer: s, pod: pod, state: state, waiting: map[podstate.ContainerKey]podstate.Waiting{}}
 	// Volumes serve containers that start or run; a pod being deleted or
 	// finished needs none (and its namespace may refuse new tokens).
 	if pod.DeletionTimestamp == nil && !podFinished(pod, state) {
-		if mounter, err = s.Volumes.SetUp(ctx, pod); err != nil {
+		if p.mounter, err = s.Volumes.SetUp(ctx, pod); err != nil {
 			// One Event per volume, as the kubelet's; an embedder's volume
 			// manager may return plain errors, which get one Event.
 			failures := volume.FailedMounts(err)
@@ -114,15 +121,14 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	}
 
 	actions := Plan(pod, state, s.Clock.Now())
-	waiting := map[ContainerKey]Waiting{}
-	failed := s.execute(ctx, pod, state, actions, mounter, waiting)
+	failed := p.execute(ctx, actions)
 
 	if actions.KillPod || actions.CreateSandbox || len(actions.ContainersToStart) > 0 || len(actions.ContainersToKill) > 0 {
-		if state, err = s.obs.observe(ctx, uid); err != nil {
+		if state, err = s.Observer.Observe(ctx, uid); err != nil {
 			return 0, err
 		}
 	}
-	s.Status.SetPodStatus(pod, state, waiting)
+	s.Status.SetPodStatus(pod, state, p.waiting)
 
 	if pod.DeletionTimestamp != nil && !hasRunning(state) {
 		if err := s.Status.DeletePod(ctx, pod); err != nil {
@@ -135,134 +141,153 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	return actions.RequeueAfter, nil
 }
 
+// podSync is one sync of one pod: what carrying out its plan reads and
+// builds up, so the steps need not pass it to each other.
+type podSync struct {
+	*Syncer
+	pod *v1.Pod
+	// state is the runtime's state the plan was made from.
+	state *podstate.PodState
+	// mounter maps volumeMounts; nil when the pod needs no volumes.
+	mounter Mounter
+	// sandboxID and sandboxConfig are the sandbox new containers join,
+	// and podIPs its addresses; set once a container is to start.
+	sandboxID     string
+	sandboxConfig *runtimeapi.PodSandboxConfig
+	podIPs        []string
+	// waiting collects why containers did not start, for the status.
+	waiting map[podstate.ContainerKey]podstate.Waiting
+}
+
 // execute carries out actions in their documented order. Failures to start
-// a container are recorded in waiting and reported by the return value;
+// a container are recorded in p.waiting and reported by the return value;
 // they never stop the other containers from starting.
-func (s *Syncer) execute(ctx context.Context, pod *v1.Pod, state *PodState, a Actions, mounter Mounter, waiting map[ContainerKey]Waiting) (failed bool) {
+func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 	logger := klog.FromContext(ctx)
+	pod := p.pod
 	if a.KillPod {
-		if a.CreateSandbox && state.LatestSandbox() != nil {
-			s.Recorder.Eventf(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+		if a.CreateSandbox && p.state.LatestSandbox() != nil {
+			p.Recorder.Eventf(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 		}
-		if err := s.killPod(ctx, pod, state); err != nil {
-			s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedKillPod", "error killing pod: %v", err)
+		if err := p.killPod(ctx, pod, p.state); err != nil {
+			p.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedKillPod", "error killing pod: %v", err)
 			logger.Error(err, "Failed to kill pod")
 			return true
 		}
 	}
 	for _, k := range a.ContainersToKill {
-		s.Recorder.Eventf(containerRef(pod, k.Type, k.Name), v1.EventTypeNormal, "Killing", "%s", k.Message)
-		if err := s.stopContainer(ctx, pod, k.ContainerID, k.Type, k.Name); err != nil {
+		p.Recorder.Eventf(containerRef(pod, k.Type, k.Name), v1.EventTypeNormal, "Killing", "%s", k.Message)
+		if err := p.stopContainer(ctx, pod, k.ContainerID, k.Type, k.Name); err != nil {
 			logger.Error(err, "Failed to stop container", "containerName", k.Name, "containerID", k.ContainerID)
 			return true
 		}
 	}
 	for _, id := range a.ContainersToRemove {
-		if err := s.Runtime.RemoveContainer(ctx, id); err != nil {
+		if err := p.Runtime.RemoveContainer(ctx, id); err != nil {
 			logger.V(2).Info("Failed to remove old container", "containerID", id, "err", err)
 		}
 	}
 	for _, b := range a.BackOff {
-		waiting[ContainerKey{b.Type, b.Name}] = Waiting{Reason: "CrashLoopBackOff", Message: b.Message}
-		s.Recorder.Eventf(containerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
+		p.waiting[podstate.ContainerKey{Type: b.Type, Name: b.Name}] = podstate.Waiting{Reason: "CrashLoopBackOff", Message: b.Message}
+		p.Recorder.Eventf(containerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
 	}
 	if len(a.ContainersToStart) == 0 {
 		return false
 	}
-
-	sandboxID := a.SandboxID
-	var attempt uint32
-	if sb := state.LatestSandbox(); sb != nil {
-		attempt = sb.Attempt
-	}
-	if a.CreateSandbox {
-		attempt = a.SandboxAttempt
-	}
-	sandboxConfig, err := criconfig.BuildSandboxConfig(pod, criconfig.SandboxOptions{
-		Attempt: attempt, PodLogsDir: s.cfg.PodLogsDir, DNS: s.cfg.DNS, Node: s.cfg.Node,
-	})
-	if err != nil {
-		s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+	if err := p.prepareSandbox(ctx, a); err != nil {
+		logger.Error(err, "Failed to prepare pod sandbox")
 		return true
 	}
-	if a.CreateSandbox {
-		if sandboxID, err = s.createSandbox(ctx, pod, sandboxConfig); err != nil {
-			s.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-			logger.Error(err, "Failed to create pod sandbox")
-			return true
-		}
-	}
-	podIPs := s.podIPs(ctx, pod, sandboxID, state, a.CreateSandbox)
 
 	for _, st := range a.ContainersToStart {
-		key := ContainerKey{st.Type, st.Name}
 		eph := st.Type == criconfig.ContainerTypeEphemeral
 		if eph {
-			s.Metrics.ephemeralPlanned(pod.UID, st.Name, s.Clock.Now())
+			p.Metrics.ephemeralPlanned(pod.UID, st.Name, p.Clock.Now())
 		}
-		w, err := s.startContainer(ctx, pod, state, sandboxID, sandboxConfig, st, mounter, podIPs)
-		if eph && err == nil {
-			s.Metrics.ephemeralStarted(pod.UID, st.Name, s.Clock.Now())
-		}
-		if err != nil {
-			failed = true
-			waiting[key] = w
+		w, err := p.startContainer(ctx, st)
+		if err == nil {
 			if eph {
-				s.Metrics.ephemeralFailed(w.Reason)
+				p.Metrics.ephemeralStarted(pod.UID, st.Name, p.Clock.Now())
 			}
-			logger.V(1).Info("Failed to start container", "containerName", st.Name, "containerType", st.Type, "reason", w.Reason, "err", err)
-			// An init container that cannot start blocks those after it;
-			// regular and ephemeral containers go on independently.
-			if st.Type == criconfig.ContainerTypeInit {
-				return true
-			}
+			continue
+		}
+		failed = true
+		p.waiting[podstate.ContainerKey{Type: st.Type, Name: st.Name}] = w
+		if eph {
+			p.Metrics.ephemeralFailed(w.Reason)
+		}
+		logger.V(1).Info("Failed to start container", "containerName", st.Name, "containerType", st.Type, "reason", w.Reason, "err", err)
+		// An init container that cannot start blocks those after it;
+		// regular and ephemeral containers go on independently.
+		if st.Type == criconfig.ContainerTypeInit {
+			return true
 		}
 	}
 	return failed
 }
 
-func (s *Syncer) createSandbox(ctx context.Context, pod *v1.Pod, cfg *runtimeapi.PodSandboxConfig) (string, error) {
+// prepareSandbox sets the sandbox new containers join: the plan's, or a
+// new one when the plan asks for it, with its config and addresses.
+func (p *podSync) prepareSandbox(ctx context.Context, a Actions) error {
+	p.sandboxID = a.SandboxID
+	var attempt uint32
+	if sb := p.state.LatestSandbox(); sb != nil {
+		attempt = sb.Attempt
+	}
+	if a.CreateSandbox {
+		attempt = a.SandboxAttempt
+	}
+	var err error
+	p.sandboxConfig, err = criconfig.BuildSandboxConfig(p.pod, criconfig.SandboxOptions{
+		Attempt: attempt, PodLogsDir: p.cfg.PodLogsDir, DNS: p.cfg.DNS, Node: p.cfg.Node,
+	})
+	if err == nil && a.CreateSandbox {
+		p.sandboxID, err = p.createSandbox(ctx)
+	}
+	if err != nil {
+		p.Recorder.Eventf(p.pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		return err
+	}
+	p.podIPs, err = p.sandboxIPs(ctx, a.CreateSandbox)
+	return err
+}
+
+func (p *podSync) createSandbox(ctx context.Context) (string, error) {
 	// The runtime writes container logs below this directory but does not
 	// create it.
-	if err := os.MkdirAll(cfg.GetLogDirectory(), 0o755); err != nil {
+	if err := os.MkdirAll(p.sandboxConfig.GetLogDirectory(), 0o755); err != nil {
 		return "", fmt.Errorf("create pod log directory: %w", err)
 	}
-	id, err := s.Runtime.RunPodSandbox(ctx, cfg, s.cfg.RuntimeHandler)
+	id, err := p.Runtime.RunPodSandbox(ctx, p.sandboxConfig, "")
 	if err != nil {
 		return "", err
 	}
-	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", cfg.GetMetadata().GetAttempt())
+	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", p.sandboxConfig.GetMetadata().GetAttempt())
 	return id, nil
 }
 
-// podIPs returns the pod's addresses: the sandbox's, or the node's for a
-// host-network pod.
-func (s *Syncer) podIPs(ctx context.Context, pod *v1.Pod, sandboxID string, state *PodState, fresh bool) []string {
-	if pod.Spec.HostNetwork {
-		return s.cfg.NodeIPs
+// sandboxIPs returns the pod's addresses: the sandbox's, or the node's for
+// a host-network pod. Those of a sandbox created in this sync are asked
+// for; they are not in the observed state yet.
+func (p *podSync) sandboxIPs(ctx context.Context, fresh bool) ([]string, error) {
+	if p.pod.Spec.HostNetwork {
+		return p.cfg.NodeIPs, nil
 	}
 	if !fresh {
-		if sb := state.LatestSandbox(); sb != nil && sb.ID == sandboxID {
-			return sb.IPs
+		if sb := p.state.LatestSandbox(); sb != nil && sb.ID == p.sandboxID {
+			return sb.IPs, nil
 		}
 	}
-	resp, err := s.Runtime.PodSandboxStatus(ctx, sandboxID, false)
+	resp, err := p.Runtime.PodSandboxStatus(ctx, p.sandboxID, false)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("get status of pod sandbox %s: %w", p.sandboxID, err)
 	}
-	var ips []string
-	if n := resp.GetStatus().GetNetwork(); n != nil && n.GetIp() != "" {
-		ips = append(ips, n.GetIp())
-		for _, ip := range n.GetAdditionalIps() {
-			ips = append(ips, ip.GetIp())
-		}
-	}
-	return ips
+	return podstate.SandboxIPs(resp.GetStatus()), nil
 }
 
 // killPod stops every running container in parallel, honouring the grace
 // period and preStop hooks, then stops the pod's ready sandboxes.
-func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *PodState) error {
+func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *podstate.PodState) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -301,7 +326,7 @@ func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *PodState) erro
 func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, name string) error {
 	grace := gracePeriod(pod)
 	start := s.Clock.Now()
-	if spec := containerSpec(pod, typ, name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
+	if spec := podstate.ContainerSpec(pod, typ, name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
 		s.runPreStop(ctx, pod, id, typ, spec, time.Duration(grace)*time.Second)
 		grace -= int64(s.Clock.Since(start) / time.Second)
 		// As the kubelet: the container always gets a last moment to stop.
@@ -315,7 +340,7 @@ func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ 
 
 // removePod removes every runtime object and volume of a pod that no longer
 // exists in the API.
-func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *PodState) error {
+func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.PodState) error {
 	logger := klog.FromContext(ctx)
 	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
 		s.Status.ForgetPod(uid)

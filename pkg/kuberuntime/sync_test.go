@@ -14,6 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 type fakePods struct{ pod *v1.Pod }
@@ -21,7 +22,6 @@ type fakePods struct{ pod *v1.Pod }
 func (f fakePods) GetPodByUID(uid types.UID) (*v1.Pod, bool) {
 	return f.pod, f.pod != nil && f.pod.UID == uid
 }
-func (f fakePods) GetPod(ns, name string) (*v1.Pod, bool) { return f.pod, f.pod != nil }
 
 // fakeImages fails for the images in missing with ErrImageNeverPull.
 type fakeImages struct{ missing map[string]bool }
@@ -59,10 +59,10 @@ func (fakeSecrets) Secret(context.Context, string, string) (*v1.Secret, error) {
 
 // recordingStatus keeps the last waiting reasons it was given.
 type recordingStatus struct {
-	waiting map[ContainerKey]Waiting
+	waiting map[podstate.ContainerKey]podstate.Waiting
 }
 
-func (r *recordingStatus) SetPodStatus(_ *v1.Pod, _ *PodState, w map[ContainerKey]Waiting) {
+func (r *recordingStatus) SetPodStatus(_ *v1.Pod, _ *podstate.PodState, w map[podstate.ContainerKey]podstate.Waiting) {
 	r.waiting = w
 }
 func (r *recordingStatus) DeletePod(context.Context, *v1.Pod) error { return nil }
@@ -122,7 +122,7 @@ func TestSyncOneFailureDoesNotBlockOthers(t *testing.T) {
 	if n := len(containersNamed(t, rt, "app")); n != 1 {
 		t.Errorf("app: %d containers, want 1 despite the sidecar's failure", n)
 	}
-	if w := st.waiting[ContainerKey{regT, "sidecar"}]; w.Reason != "ErrImageNeverPull" {
+	if w := st.waiting[podstate.ContainerKey{regT, "sidecar"}]; w.Reason != "ErrImageNeverPull" {
 		t.Errorf("sidecar waiting = %+v", w)
 	}
 
@@ -134,7 +134,7 @@ func TestSyncOneFailureDoesNotBlockOthers(t *testing.T) {
 	if _, err := s.SyncPod(ctx, pod.UID); !errors.Is(err, errRetry) {
 		t.Fatalf("sync error = %v, want a retry", err)
 	}
-	if w := st.waiting[ContainerKey{ephT, "broken"}]; w.Reason != "ErrImageNeverPull" {
+	if w := st.waiting[podstate.ContainerKey{ephT, "broken"}]; w.Reason != "ErrImageNeverPull" {
 		t.Errorf("broken debugger waiting = %+v", w)
 	}
 	dbg := containersNamed(t, rt, "debugger")
@@ -162,7 +162,7 @@ func TestSyncEphemeralTargetMissing(t *testing.T) {
 	s, rt, st, _ := newTestSyncer(t, pod, fakeImages{missing: map[string]bool{}}, fakeVolumes{})
 	_, _ = s.SyncPod(ctx, pod.UID) // sandbox and the first init container
 	_, _ = s.SyncPod(ctx, pod.UID) // the debugger, whose target has no container yet
-	w := st.waiting[ContainerKey{ephT, "debugger"}]
+	w := st.waiting[podstate.ContainerKey{ephT, "debugger"}]
 	if w.Reason != ReasonCreateContainerConfigError || w.Message != "unable to find target container target" {
 		t.Errorf("debugger waiting = %+v", w)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // resolveFailure turns a Resolver error into the kubelet's status and
@@ -11,12 +13,10 @@ import (
 func resolveFailure(err error, podName, containerName string) (int, string) {
 	var waiting *WaitingError
 	switch {
-	case errors.Is(err, ErrPodNotFound):
+	case errors.Is(err, podstate.ErrPodNotFound):
 		return http.StatusNotFound, fmt.Sprintf("pod %q does not exist", podName)
-	case errors.Is(err, ErrContainerNotFound):
+	case errors.Is(err, podstate.ErrContainerNotFound):
 		return http.StatusNotFound, fmt.Sprintf("container %q not found in pod %q", containerName, podName)
-	case errors.Is(err, ErrContainerNotAvailable):
-		return http.StatusBadRequest, fmt.Sprintf("container %q in pod %q is not available", containerName, podName)
 	case errors.Is(err, ErrPreviousNotFound):
 		return http.StatusBadRequest, fmt.Sprintf("previous terminated container %q in pod %q not found", containerName, podName)
 	case errors.As(err, &waiting):

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 func TestResolveFailure(t *testing.T) {
@@ -13,9 +15,8 @@ func TestResolveFailure(t *testing.T) {
 		wantCode int
 		wantMsg  string
 	}{
-		{fmt.Errorf("lookup: %w", ErrPodNotFound), http.StatusNotFound, `pod "web" does not exist`},
-		{ErrContainerNotFound, http.StatusNotFound, `container "app" not found in pod "web"`},
-		{ErrContainerNotAvailable, http.StatusBadRequest, `container "app" in pod "web" is not available`},
+		{fmt.Errorf("lookup: %w", podstate.ErrPodNotFound), http.StatusNotFound, `pod "web" does not exist`},
+		{podstate.ErrContainerNotFound, http.StatusNotFound, `container "app" not found in pod "web"`},
 		{ErrPreviousNotFound, http.StatusBadRequest, `previous terminated container "app" in pod "web" not found`},
 		{&WaitingError{Reason: "ContainerCreating"}, http.StatusBadRequest, `container "app" in pod "web" is waiting to start: ContainerCreating`},
 		{fmt.Errorf("sync: %w", &WaitingError{Reason: "ErrImagePull"}), http.StatusBadRequest, `container "app" in pod "web" is waiting to start: image can't be pulled`},

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // fakeRuntime answers ContainerStatus from a table the test can change
@@ -60,7 +62,7 @@ type fakeResolver struct {
 
 func (f *fakeResolver) ContainerLogTarget(_ context.Context, namespace, podName, containerName string, previous bool) (LogTarget, error) {
 	if namespace != "ns" || podName != "web" {
-		return LogTarget{}, ErrPodNotFound
+		return LogTarget{}, podstate.ErrPodNotFound
 	}
 	if err, ok := f.errs[containerName]; ok {
 		return LogTarget{}, err
@@ -77,5 +79,5 @@ func (f *fakeResolver) ContainerLogTarget(_ context.Context, namespace, podName,
 			return LogTarget{}, ErrPreviousNotFound
 		}
 	}
-	return LogTarget{}, ErrContainerNotFound
+	return LogTarget{}, podstate.ErrContainerNotFound
 }

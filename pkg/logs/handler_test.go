@@ -83,7 +83,7 @@ func newEnv(t *testing.T) *env {
 			"app": {Path: e.prevLog, ContainerID: "app0"},
 		},
 		errs: map[string]error{
-			"debugger": ErrContainerNotAvailable,
+			"debugger": &WaitingError{},
 			"init":     &WaitingError{Reason: "ContainerCreating"},
 		},
 	}
@@ -154,7 +154,7 @@ func TestServeLogsErrors(t *testing.T) {
 	}{
 		{"unknown pod", "/containerLogs/ns/nope/app", http.StatusNotFound, `pod "nope" does not exist`},
 		{"unknown container", "/containerLogs/ns/web/ghost", http.StatusNotFound, `container "ghost" not found in pod "web"`},
-		{"container without status", "/containerLogs/ns/web/debugger", http.StatusBadRequest, `container "debugger" in pod "web" is not available`},
+		{"container that never ran", "/containerLogs/ns/web/debugger", http.StatusBadRequest, `container "debugger" in pod "web" is waiting to start - no logs yet`},
 		{"waiting container", "/containerLogs/ns/web/init", http.StatusBadRequest, `container "init" in pod "web" is waiting to start: ContainerCreating`},
 		{"no previous instance", "/containerLogs/ns/web/sidecar?previous=true", http.StatusBadRequest, `previous terminated container "sidecar" in pod "web" not found`},
 		{"missing log file", "/containerLogs/ns/web/gone", http.StatusBadRequest, "unable to retrieve container logs for gone: open "},

@@ -19,17 +19,17 @@ type LogTarget struct {
 	ContainerID string
 }
 
-// Resolver finds the log of a container in a pod bound to this node. It is
-// implemented by the pod manager.
+// Resolver finds the log of a container in a pod bound to this node.
+// FromPodState returns the agent's.
 type Resolver interface {
 	// ContainerLogTarget returns the log of containerName (a regular, init or
 	// ephemeral container) in the pod namespace/podName: its current or most
 	// recent instance, or with previous the instance before that.
 	//
 	// The error tells the user why there are no logs, in the kubelet's words:
-	// ErrPodNotFound, ErrContainerNotFound, ErrContainerNotAvailable,
-	// ErrPreviousNotFound or a *WaitingError, each possibly wrapped. Any other
-	// error is shown to the user verbatim.
+	// podstate.ErrPodNotFound (404), podstate.ErrContainerNotFound (404),
+	// ErrPreviousNotFound or a *WaitingError, each possibly wrapped. Any
+	// other error is shown to the user verbatim.
 	ContainerLogTarget(ctx context.Context, namespace, podName, containerName string, previous bool) (LogTarget, error)
 }
 
@@ -41,21 +41,9 @@ type Runtime interface {
 	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
 }
 
-var (
-	// ErrPodNotFound means no pod of that namespace and name is on this node
-	// (404).
-	ErrPodNotFound = errors.New("pod not found")
-	// ErrContainerNotFound means the pod's spec has no container, init
-	// container or ephemeral container of that name (404).
-	ErrContainerNotFound = errors.New("container not found in pod spec")
-	// ErrContainerNotAvailable means the container is in the spec but has no
-	// status yet, such as an ephemeral container the agent has not started
-	// (400).
-	ErrContainerNotAvailable = errors.New("container has no status")
-	// ErrPreviousNotFound means previous was asked for but the container has
-	// no terminated earlier instance (400).
-	ErrPreviousNotFound = errors.New("no previous terminated container")
-)
+// ErrPreviousNotFound means previous was asked for but the container has no
+// terminated earlier instance (400).
+var ErrPreviousNotFound = errors.New("no previous terminated container")
 
 // WaitingError means the container is waiting to start and has no log yet
 // (400).

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // NodeInfo is what a pod status needs to know about the node.
@@ -28,9 +28,9 @@ type NodeInfo struct {
 // to start or wait for backoff. It is a pure function: the status the pod
 // has in the API is only read for what the agent does not own (start time,
 // PodScheduled, a terminal phase already reached).
-func Compute(pod *v1.Pod, state *kuberuntime.PodState, waiting map[kuberuntime.ContainerKey]kuberuntime.Waiting, node NodeInfo, now time.Time) v1.PodStatus {
+func Compute(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.ContainerKey]podstate.Waiting, node NodeInfo, now time.Time) v1.PodStatus {
 	if state == nil {
-		state = &kuberuntime.PodState{}
+		state = &podstate.PodState{}
 	}
 	old := pod.Status
 	s := v1.PodStatus{
@@ -55,7 +55,7 @@ func Compute(pod *v1.Pod, state *kuberuntime.PodState, waiting map[kuberuntime.C
 		s.PodIP = podIPs[0]
 	}
 
-	initDone := initialized(pod, state)
+	initDone := podstate.InitDone(pod, state)
 	c := containerStatuses{pod: pod, state: state, waiting: waiting, node: node, initDone: initDone}
 	for i := range pod.Spec.InitContainers {
 		s.InitContainerStatuses = append(s.InitContainerStatuses, c.status(criconfig.ContainerTypeInit, &pod.Spec.InitContainers[i]))
@@ -82,8 +82,8 @@ func Compute(pod *v1.Pod, state *kuberuntime.PodState, waiting map[kuberuntime.C
 
 type containerStatuses struct {
 	pod      *v1.Pod
-	state    *kuberuntime.PodState
-	waiting  map[kuberuntime.ContainerKey]kuberuntime.Waiting
+	state    *podstate.PodState
+	waiting  map[podstate.ContainerKey]podstate.Waiting
 	node     NodeInfo
 	initDone bool
 }
@@ -91,7 +91,7 @@ type containerStatuses struct {
 func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Container) v1.ContainerStatus {
 	cs := v1.ContainerStatus{Name: spec.Name, Image: spec.Image}
 	instances := c.state.Instances(typ, spec.Name)
-	w, hasWaiting := c.waiting[kuberuntime.ContainerKey{Type: typ, Name: spec.Name}]
+	w, hasWaiting := c.waiting[podstate.ContainerKey{Type: typ, Name: spec.Name}]
 	if len(instances) == 0 {
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: c.defaultWaitingReason(typ)}
 		if hasWaiting {
@@ -111,7 +111,7 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 		started := true
 		cs.Started = &started
 		// No probes yet: a running regular container is ready.
-		cs.Ready = typ == criconfig.ContainerTypeRegular || (typ == criconfig.ContainerTypeInit && spec.RestartPolicy != nil)
+		cs.Ready = typ == criconfig.ContainerTypeRegular || (typ == criconfig.ContainerTypeInit && podstate.IsSidecar(spec))
 		if len(instances) > 1 && instances[1].Exited() {
 			cs.LastTerminationState.Terminated = terminated(instances[1], c.containerID(instances[1].ID))
 		}
@@ -163,7 +163,7 @@ func (c *containerStatuses) containerID(id string) string {
 }
 
 // terminated is the kubelet's Terminated state of an exited container.
-func terminated(c *kuberuntime.Container, id string) *v1.ContainerStateTerminated {
+func terminated(c *podstate.Container, id string) *v1.ContainerStateTerminated {
 	reason := c.Reason
 	switch {
 	case reason == "OOMKilled":
@@ -182,7 +182,7 @@ func terminated(c *kuberuntime.Container, id string) *v1.ContainerStateTerminate
 	}
 }
 
-func podIPs(pod *v1.Pod, state *kuberuntime.PodState, node NodeInfo) []string {
+func podIPs(pod *v1.Pod, state *podstate.PodState, node NodeInfo) []string {
 	if pod.Spec.HostNetwork {
 		return node.HostIPs
 	}
@@ -197,38 +197,15 @@ func podIPs(pod *v1.Pod, state *kuberuntime.PodState, node NodeInfo) []string {
 	return out
 }
 
-// initialized reports whether every init container has completed (or, for
-// a sidecar, started) in the current sandbox.
-func initialized(pod *v1.Pod, state *kuberuntime.PodState) bool {
-	sb := state.LatestSandbox()
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		cur := state.Latest(criconfig.ContainerTypeInit, c.Name)
-		if cur == nil || sb == nil || cur.SandboxID != sb.ID {
-			return false
-		}
-		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			if !cur.Running() && cur.StartedAt.IsZero() {
-				return false
-			}
-			continue
-		}
-		if !cur.Exited() || cur.ExitCode != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // phase follows the kubelet's getPhase for the containers' states.
-func phase(pod *v1.Pod, state *kuberuntime.PodState, inits, regulars []v1.ContainerStatus) v1.PodPhase {
+func phase(pod *v1.Pod, state *podstate.PodState, inits, regulars []v1.ContainerStatus) v1.PodPhase {
 	for i, s := range inits {
-		sidecar := pod.Spec.InitContainers[i].RestartPolicy != nil
+		sidecar := podstate.IsSidecar(&pod.Spec.InitContainers[i])
 		if !sidecar && pod.Spec.RestartPolicy == v1.RestartPolicyNever && s.State.Terminated != nil && s.State.Terminated.ExitCode != 0 {
 			return v1.PodFailed
 		}
 	}
-	if !initialized(pod, state) {
+	if !podstate.InitDone(pod, state) {
 		return v1.PodPending
 	}
 	var running, waiting, succeeded, failed, neverRan int
@@ -279,11 +256,11 @@ func phase(pod *v1.Pod, state *kuberuntime.PodState, inits, regulars []v1.Contai
 // transition time of each from the pod's current status when its status
 // did not change, and any condition the agent does not own (PodScheduled,
 // readiness gates' types) as it is.
-func conditions(pod *v1.Pod, state *kuberuntime.PodState, s *v1.PodStatus, now time.Time) []v1.PodCondition {
+func conditions(pod *v1.Pod, state *podstate.PodState, s *v1.PodStatus, now time.Time) []v1.PodCondition {
 	sb := state.LatestSandbox()
 	sandboxReady := sb != nil && sb.Ready
 	var notInit, notReady []string
-	if !initialized(pod, state) {
+	if !podstate.InitDone(pod, state) {
 		for _, cs := range s.InitContainerStatuses {
 			done := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 			sidecarUp := cs.State.Running != nil && cs.Ready

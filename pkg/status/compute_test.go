@@ -9,68 +9,47 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
 )
 
 var (
-	t0   = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	t0   = podstatetest.T0
 	node = NodeInfo{HostIPs: []string{"127.0.0.1"}, RuntimeName: "containerd"}
+	pod  = podstatetest.Pod
 )
 
-func pod(mutate ...func(*v1.Pod)) *v1.Pod {
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default", UID: "uid-1"},
-		Spec: v1.PodSpec{
-			RestartPolicy: v1.RestartPolicyAlways,
-			Containers:    []v1.Container{{Name: "app", Image: "localhost/distroless-app:test"}},
-		},
-	}
-	for _, m := range mutate {
-		m(p)
-	}
-	return p
-}
+const (
+	running = podstatetest.Running
+	exited  = podstatetest.Exited
+	created = podstatetest.Created
+	reg     = podstatetest.Regular
+	eph     = podstatetest.Ephemeral
+	ini     = podstatetest.Init
+)
 
-func ephemeral(names ...string) func(*v1.Pod) {
-	return func(p *v1.Pod) {
-		for _, n := range names {
-			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
-				EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: n, Image: "localhost/busybox:test"}, TargetContainerName: "app"})
-		}
-	}
-}
+// ephemeral adds ephemeral containers of those names, targeting "app".
+func ephemeral(names ...string) func(*v1.Pod) { return podstatetest.WithEphemeral("app", names...) }
 
-func ctr(id string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, exit int32, reason string) kuberuntime.Container {
-	c := kuberuntime.Container{ID: id, SandboxID: "sb1", Type: typ, Name: name, State: st, Attempt: attempt, ExitCode: exit, Reason: reason,
-		ImageRef: "sha256:abc", CreatedAt: t0.Add(time.Duration(attempt) * time.Second), StartedAt: t0.Add(time.Duration(attempt) * time.Second)}
-	if st == runtimeapi.ContainerState_CONTAINER_EXITED {
-		c.FinishedAt = c.StartedAt.Add(time.Second)
-	}
+// ctr is a container of the pod's one sandbox, with the runtime's reason.
+func ctr(id string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, exit int32, reason string) podstate.Container {
+	c := podstatetest.Ctr(id, "sb1", typ, name, st, attempt, exit)
+	c.Reason = reason
 	return c
 }
 
-func podState(cs ...kuberuntime.Container) *kuberuntime.PodState {
-	s := &kuberuntime.PodState{Sandboxes: []kuberuntime.Sandbox{{ID: "sb1", Ready: true, CreatedAt: t0, IPs: []string{"10.88.2.5"}}}, Containers: cs}
-	s.Sort()
-	return s
+// podState is the pod's state with one ready sandbox.
+func podState(cs ...podstate.Container) *podstate.PodState {
+	return podstatetest.State([]podstate.Sandbox{podstatetest.ReadySandbox("sb1", 0)}, cs...)
 }
-
-const (
-	running = runtimeapi.ContainerState_CONTAINER_RUNNING
-	exited  = runtimeapi.ContainerState_CONTAINER_EXITED
-	created = runtimeapi.ContainerState_CONTAINER_CREATED
-	reg     = criconfig.ContainerTypeRegular
-	eph     = criconfig.ContainerTypeEphemeral
-	ini     = criconfig.ContainerTypeInit
-)
 
 func TestEphemeralContainerStatuses(t *testing.T) {
 	appRunning := ctr("c1", reg, "app", running, 0, 0, "")
 	for _, tc := range []struct {
 		name    string
 		pod     *v1.Pod
-		state   *kuberuntime.PodState
-		waiting map[kuberuntime.ContainerKey]kuberuntime.Waiting
+		state   *podstate.PodState
+		waiting map[podstate.ContainerKey]podstate.Waiting
 		check   func(t *testing.T, s v1.ContainerStatus)
 	}{
 		{
@@ -99,7 +78,7 @@ func TestEphemeralContainerStatuses(t *testing.T) {
 			name:    "start failed: the error's reason",
 			pod:     pod(ephemeral("debug")),
 			state:   podState(appRunning),
-			waiting: map[kuberuntime.ContainerKey]kuberuntime.Waiting{{Type: eph, Name: "debug"}: {Reason: "CreateContainerConfigError", Message: "unable to find target container app"}},
+			waiting: map[podstate.ContainerKey]podstate.Waiting{{Type: eph, Name: "debug"}: {Reason: "CreateContainerConfigError", Message: "unable to find target container app"}},
 			check: func(t *testing.T, s v1.ContainerStatus) {
 				if s.State.Waiting == nil || s.State.Waiting.Reason != "CreateContainerConfigError" || s.State.Waiting.Message != "unable to find target container app" {
 					t.Errorf("state = %+v", s.State)
@@ -187,10 +166,10 @@ func TestPhase(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		pod   *v1.Pod
-		state *kuberuntime.PodState
+		state *podstate.PodState
 		want  v1.PodPhase
 	}{
-		{"nothing yet", pod(), &kuberuntime.PodState{}, v1.PodPending},
+		{"nothing yet", pod(), &podstate.PodState{}, v1.PodPending},
 		{"running", pod(), podState(ctr("c1", reg, "app", running, 0, 0, "")), v1.PodRunning},
 		{"Never, exit 0", pod(never), podState(ctr("c1", reg, "app", exited, 0, 0, "")), v1.PodSucceeded},
 		{"Never, exit 3", pod(never), podState(ctr("c1", reg, "app", exited, 0, 3, "")), v1.PodFailed},
@@ -209,7 +188,7 @@ func TestPhase(t *testing.T) {
 
 func TestCrashLoopBackOffStatus(t *testing.T) {
 	st := podState(ctr("c2", reg, "app", exited, 1, 2, ""), ctr("c1", reg, "app", exited, 0, 2, ""))
-	w := map[kuberuntime.ContainerKey]kuberuntime.Waiting{{Type: reg, Name: "app"}: {Reason: "CrashLoopBackOff", Message: "back-off 10s restarting failed container=app pod=app_default(uid-1)"}}
+	w := map[podstate.ContainerKey]podstate.Waiting{{Type: reg, Name: "app"}: {Reason: "CrashLoopBackOff", Message: "back-off 10s restarting failed container=app pod=app_default(uid-1)"}}
 	s := Compute(pod(), st, w, node, t0)
 	cs := s.ContainerStatuses[0]
 	if cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" || cs.RestartCount != 1 ||

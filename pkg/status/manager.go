@@ -18,7 +18,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // PodGetter returns the pod as the agent's cache last saw it.
@@ -60,7 +60,7 @@ func NewManager(client kubernetes.Interface, pods PodGetter, node NodeInfo, clk 
 
 // SetPodStatus records the status implied by state and waiting, and asks
 // for it to be sent.
-func (m *Manager) SetPodStatus(pod *v1.Pod, state *kuberuntime.PodState, waiting map[kuberuntime.ContainerKey]kuberuntime.Waiting) {
+func (m *Manager) SetPodStatus(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.ContainerKey]podstate.Waiting) {
 	p := pod.DeepCopy()
 	p.Status = Compute(pod, state, waiting, m.node, m.clock.Now())
 	m.mu.Lock()

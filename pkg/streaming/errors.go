@@ -8,15 +8,17 @@ import (
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // resolveFailure turns a Pods error into the status and message the client
 // gets, worded as the kubelet's log and attach endpoints word them.
 func resolveFailure(err error, podName, containerName string) (int, string) {
 	switch {
-	case errors.Is(err, ErrPodNotFound):
+	case errors.Is(err, podstate.ErrPodNotFound):
 		return http.StatusNotFound, fmt.Sprintf("pod %q does not exist", podName)
-	case errors.Is(err, ErrContainerNotFound):
+	case errors.Is(err, podstate.ErrContainerNotFound):
 		return http.StatusNotFound, fmt.Sprintf("container %q not found in pod %q", containerName, podName)
 	default:
 		return http.StatusInternalServerError, fmt.Sprintf("unable to find the target in pod %q: %v", podName, err)

@@ -25,6 +25,8 @@ import (
 	cristreaming "k8s.io/cri-streaming/pkg/streaming"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
 // fakePods knows pod ns/web (UID web-uid, ready sandbox sb1) with
@@ -44,7 +46,7 @@ func (f *fakePods) StreamTarget(_ context.Context, namespace, podName string, po
 		return Target{}, f.err
 	}
 	if namespace != "ns" || podName != "web" || (podUID != "" && podUID != "web-uid") {
-		return Target{}, fmt.Errorf("pod %s/%s: %w", namespace, podName, ErrPodNotFound)
+		return Target{}, fmt.Errorf("pod %s/%s: %w", namespace, podName, podstate.ErrPodNotFound)
 	}
 	t := Target{Pod: &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "web-uid"}}, SandboxID: "sb1"}
 	switch containerName {
@@ -58,7 +60,7 @@ func (f *fakePods) StreamTarget(_ context.Context, namespace, podName string, po
 	case "waiting":
 		t.Container = &Container{Name: "waiting"}
 	default:
-		return Target{}, fmt.Errorf("container %s: %w", containerName, ErrContainerNotFound)
+		return Target{}, fmt.Errorf("container %s: %w", containerName, podstate.ErrContainerNotFound)
 	}
 	return t, nil
 }

@@ -2,24 +2,23 @@ package streaming
 
 import (
 	"context"
-	"errors"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Pods resolves the target of a debug session. The pod manager implements
-// it (kuberuntime.Syncer).
+// Pods resolves the target of a debug session. FromPodState returns the
+// agent's.
 type Pods interface {
 	// StreamTarget finds the pod namespace/podName bound to this node (with
 	// that UID when podUID is not empty) and, when containerName is not
 	// empty, its container of that name: a regular, init or ephemeral one,
 	// and that container's newest runtime instance.
 	//
-	// It returns ErrPodNotFound or ErrContainerNotFound, possibly wrapped,
-	// when there is no such pod or container in the pod's spec; any other
-	// error is a failure to look (500).
+	// It returns podstate.ErrPodNotFound or podstate.ErrContainerNotFound,
+	// possibly wrapped, when there is no such pod or container in the pod's
+	// spec (404); any other error is a failure to look (500).
 	StreamTarget(ctx context.Context, namespace, podName string, podUID types.UID, containerName string) (Target, error)
 }
 
@@ -59,12 +58,3 @@ type Runtime interface {
 	// container exited and with which code.
 	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
 }
-
-var (
-	// ErrPodNotFound means no pod of that namespace, name (and UID) is on
-	// this node (404).
-	ErrPodNotFound = errors.New("pod not found")
-	// ErrContainerNotFound means the pod's spec has no container, init
-	// container or ephemeral container of that name (404).
-	ErrContainerNotFound = errors.New("container not found in pod spec")
-)

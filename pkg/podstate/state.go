@@ -1,4 +1,4 @@
-package kuberuntime
+package podstate
 
 import (
 	"sort"
@@ -117,4 +117,17 @@ func (s *PodState) Sort() {
 		}
 		return a.Attempt > b.Attempt
 	})
+}
+
+// ContainerKey names one container of a pod spec.
+type ContainerKey struct {
+	Type criconfig.ContainerType
+	Name string
+}
+
+// Waiting is why a container is not running: a Waiting reason and message
+// of the container status, as the kubelet words them.
+type Waiting struct {
+	Reason  string
+	Message string
 }

@@ -1,26 +1,33 @@
-package kuberuntime
+package podstate
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 )
 
-// observer reads a pod's state from the runtime. It caches ContainerStatus
+// Runtime is the part of the CRI runtime service an Observer reads
+// (k8s.io/cri-client's RuntimeService satisfies it).
+type Runtime interface {
+	ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	PodSandboxStatus(ctx context.Context, podSandboxID string, verbose bool) (*runtimeapi.PodSandboxStatusResponse, error)
+	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
+	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
+}
+
+// Observer reads pods' states from the runtime. It caches ContainerStatus
 // answers by container ID and state: an exited container never changes
-// again, and a running one changes nothing the plan reads until its state
-// does, which ListContainers reports.
-type observer struct {
+// again, and a running one changes nothing a PodState holds until its state
+// does, which ListContainers reports. It is safe for concurrent use; one
+// Observer serves the sync loop and the lookups of logs and sessions, so
+// they share that cache.
+type Observer struct {
 	runtime Runtime
 	mu      sync.Mutex
 	cache   map[string]*runtimeapi.ContainerStatus
@@ -28,13 +35,16 @@ type observer struct {
 	messages map[string]string
 }
 
-func newObserver(rt Runtime) *observer {
-	return &observer{runtime: rt, cache: map[string]*runtimeapi.ContainerStatus{}, messages: map[string]string{}}
+// NewObserver returns an Observer that reads rt.
+func NewObserver(rt Runtime) *Observer {
+	return &Observer{runtime: rt, cache: map[string]*runtimeapi.ContainerStatus{}, messages: map[string]string{}}
 }
 
-// observe returns every sandbox and container labelled with uid, sorted
-// newest first. Objects without our labels are not the pod's and are left out.
-func (o *observer) observe(ctx context.Context, uid types.UID) (*PodState, error) {
+// Observe returns every sandbox and container labelled with uid, sorted
+// newest first. Objects without the agent's labels are not the pod's and
+// are left out. An error means the runtime could not be read; the state
+// is then unknown, never empty.
+func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error) {
 	selector := map[string]string{criconfig.LabelPodUID: string(uid)}
 	sandboxes, err := o.runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: selector})
 	if err != nil {
@@ -61,12 +71,7 @@ func (o *observer) observe(ctx context.Context, uid types.UID) (*PodState, error
 		if err != nil {
 			return nil, fmt.Errorf("get status of pod sandbox %s: %w", sb.ID, err)
 		}
-		if n := resp.GetStatus().GetNetwork(); n != nil && n.GetIp() != "" {
-			sb.IPs = append(sb.IPs, n.GetIp())
-			for _, ip := range n.GetAdditionalIps() {
-				sb.IPs = append(sb.IPs, ip.GetIp())
-			}
-		}
+		sb.IPs = SandboxIPs(resp.GetStatus())
 	}
 	seen := make(map[string]bool, len(containers))
 	for _, c := range containers {
@@ -111,7 +116,7 @@ func (o *observer) observe(ctx context.Context, uid types.UID) (*PodState, error
 	return state, nil
 }
 
-func (o *observer) status(ctx context.Context, c *runtimeapi.Container) (*runtimeapi.ContainerStatus, error) {
+func (o *Observer) status(ctx context.Context, c *runtimeapi.Container) (*runtimeapi.ContainerStatus, error) {
 	o.mu.Lock()
 	cached := o.cache[c.GetId()]
 	o.mu.Unlock()
@@ -130,7 +135,7 @@ func (o *observer) status(ctx context.Context, c *runtimeapi.Container) (*runtim
 }
 
 // forgetExcept drops cached statuses of the pod's containers that are gone.
-func (o *observer) forgetExcept(uid types.UID, seen map[string]bool) {
+func (o *Observer) forgetExcept(uid types.UID, seen map[string]bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for id, st := range o.cache {
@@ -146,7 +151,7 @@ func (o *observer) forgetExcept(uid types.UID, seen map[string]bool) {
 // else (policy FallbackToLogsOnError, failed exit) the tail of its log,
 // else the runtime's own message. It is read once and kept, as the exited
 // container's status is.
-func (o *observer) exitMessage(id string, st *runtimeapi.ContainerStatus, info criconfig.ContainerInfo) string {
+func (o *Observer) exitMessage(id string, st *runtimeapi.ContainerStatus, info criconfig.ContainerInfo) string {
 	if st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED {
 		return st.GetMessage()
 	}
@@ -163,75 +168,18 @@ func (o *observer) exitMessage(id string, st *runtimeapi.ContainerStatus, info c
 	return msg
 }
 
-// Limits of a termination message, as the kubelet's: the file is read up
-// to 4 KiB; the log fallback takes at most 80 lines and 2 KiB.
-const (
-	maxTerminationMessage = 4096
-	maxFallbackLines      = 80
-	maxFallbackBytes      = 2048
-)
-
-func terminationMessage(st *runtimeapi.ContainerStatus, info criconfig.ContainerInfo) string {
-	if info.TerminationMessagePath != "" {
-		for _, m := range st.GetMounts() {
-			if m.GetContainerPath() != info.TerminationMessagePath {
-				continue
-			}
-			if b, err := readAtMost(m.GetHostPath(), maxTerminationMessage); err == nil && len(b) > 0 {
-				return string(b)
-			}
-		}
+// SandboxIPs returns a sandbox's addresses from its CRI status, primary
+// first; none for a sandbox without a network of its own.
+func SandboxIPs(st *runtimeapi.PodSandboxStatus) []string {
+	n := st.GetNetwork()
+	if n.GetIp() == "" {
+		return nil
 	}
-	if info.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError && st.GetExitCode() != 0 && st.GetLogPath() != "" {
-		if tail := logTail(st.GetLogPath()); tail != "" {
-			return tail
-		}
+	ips := []string{n.GetIp()}
+	for _, ip := range n.GetAdditionalIps() {
+		ips = append(ips, ip.GetIp())
 	}
-	return st.GetMessage()
-}
-
-func readAtMost(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, n))
-}
-
-// logTail returns the last lines of a CRI-format log file, message text
-// only (the timestamp, stream and tag fields are cut).
-func logTail(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	// Enough of the file's end for 80 short lines.
-	const window = 64 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > window {
-		_, _ = f.Seek(fi.Size()-window, io.SeekStart)
-	}
-	b, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > maxFallbackLines {
-		lines = lines[len(lines)-maxFallbackLines:]
-	}
-	var out strings.Builder
-	for _, l := range lines {
-		// "2026-01-02T03:04:05.000000000Z stdout F text"
-		if parts := strings.SplitN(l, " ", 4); len(parts) == 4 {
-			out.WriteString(parts[3])
-			if parts[2] == "F" {
-				out.WriteByte('\n')
-			}
-		}
-	}
-	msg := out.String()
-	if len(msg) > maxFallbackBytes {
-		msg = msg[len(msg)-maxFallbackBytes:]
-	}
-	return msg
+	return ips
 }
 
 func unixNanoOrZero(ns int64) time.Time {
