@@ -49,6 +49,10 @@ type options struct {
 	nodeStatusReportFreq     time.Duration
 	nodeLeaseDurationSeconds int32
 	syncFrequency            time.Duration
+	podSyncWorkers           int
+	relistPeriod             time.Duration
+	statusUpdateWorkers      int
+	cacheSyncTimeout         time.Duration
 	clusterDNS               []string
 	clusterDomain            string
 	resolvConf               string
@@ -69,6 +73,10 @@ func defaultOptions() *options {
 		nodeStatusReportFreq:     5 * time.Minute,
 		nodeLeaseDurationSeconds: 40,
 		syncFrequency:            time.Minute,
+		podSyncWorkers:           16,
+		relistPeriod:             time.Second,
+		statusUpdateWorkers:      4,
+		cacheSyncTimeout:         5 * time.Minute,
 		resolvConf:               "/etc/resolv.conf",
 		tokenWebhook:             true,
 		tokenWebhookCacheTTL:     2 * time.Minute,
@@ -109,6 +117,12 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.nodeLeaseDurationSeconds, "node-lease-duration-seconds", o.nodeLeaseDurationSeconds, "Duration of the node Lease; it is renewed every quarter of it.")
 
 	fs.DurationVar(&o.syncFrequency, "sync-frequency", o.syncFrequency, "Longest time between two syncs of a pod when nothing happens (volumes and tokens are refreshed then).")
+	// The kubelet has no flags for these; its PLEG relists every second
+	// and it syncs pods in one goroutine each.
+	fs.IntVar(&o.podSyncWorkers, "pod-sync-workers", o.podSyncWorkers, "How many pods sync in parallel (one sync per pod at a time).")
+	fs.DurationVar(&o.relistPeriod, "relist-period", o.relistPeriod, "How often the runtime is listed to notice container state changes, exits above all (the kubelet's PLEG relist period).")
+	fs.IntVar(&o.statusUpdateWorkers, "status-update-workers", o.statusUpdateWorkers, "How many pod statuses are sent to the API server in parallel.")
+	fs.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", o.cacheSyncTimeout, "How long to wait at start for the cache of the node's pods; the agent exits if it does not fill in time.")
 	fs.StringSliceVar(&o.clusterDNS, "cluster-dns", o.clusterDNS, "Comma-separated DNS server IPs for pods with dnsPolicy ClusterFirst; without them such pods use the node's resolv.conf.")
 	fs.StringVar(&o.clusterDomain, "cluster-domain", o.clusterDomain, "The cluster's DNS domain, added to pods' search paths.")
 	fs.StringVar(&o.resolvConf, "resolv-conf", o.resolvConf, "Resolver configuration file used as the basis of pods' DNS (dnsPolicy Default).")
@@ -184,6 +198,8 @@ func (o *options) validate() error {
 		"--node-status-update-frequency": o.nodeStatusUpdateFreq,
 		"--node-status-report-frequency": o.nodeStatusReportFreq,
 		"--sync-frequency":               o.syncFrequency,
+		"--relist-period":                o.relistPeriod,
+		"--cache-sync-timeout":           o.cacheSyncTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
@@ -201,6 +217,14 @@ func (o *options) validate() error {
 	}
 	if o.nodeLeaseDurationSeconds <= 0 {
 		errs = append(errs, fmt.Errorf("--node-lease-duration-seconds must be positive, got %d", o.nodeLeaseDurationSeconds))
+	}
+	for name, n := range map[string]int{
+		"--pod-sync-workers":      o.podSyncWorkers,
+		"--status-update-workers": o.statusUpdateWorkers,
+	} {
+		if n <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, n))
+		}
 	}
 	if o.maxPods <= 0 {
 		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", o.maxPods))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -40,6 +39,9 @@ type podMachinery struct {
 	volumes     *volume.Manager
 	runtime     internalapi.RuntimeService
 	broadcaster record.EventBroadcaster
+	// cacheSyncTimeout and statusWorkers are the flags run needs.
+	cacheSyncTimeout time.Duration
+	statusWorkers    int
 }
 
 func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interface, runtime internalapi.RuntimeService, machine node.MachineInfo, reg prometheus.Registerer) (*podMachinery, error) {
@@ -61,7 +63,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	api := apiObjects{client}
 	clk := clock.RealClock{}
 
-	pm := &podMachinery{broadcaster: broadcaster, runtime: runtime,
+	pm := &podMachinery{broadcaster: broadcaster, runtime: runtime, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers,
 		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(machine.Capacity))}
 	// Mount propagation into containers needs the root directory shared.
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
@@ -94,9 +96,9 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Metrics:  kuberuntime.NewMetrics(reg),
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
-		Workers:      16,
+		Workers:      o.podSyncWorkers,
 		Resync:       o.syncFrequency,
-		RelistPeriod: time.Second,
+		RelistPeriod: o.relistPeriod,
 	}, pm.syncer, runtime)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return pm, nil
@@ -107,7 +109,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 func (pm *podMachinery) run(ctx context.Context) error {
 	defer pm.broadcaster.Shutdown()
 	go pm.source.Run(ctx)
-	if !pm.source.WaitForSync(ctx, 5*time.Minute) {
+	if !pm.source.WaitForSync(ctx, pm.cacheSyncTimeout) {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -120,7 +122,7 @@ func (pm *podMachinery) run(ctx context.Context) error {
 		pm.workers.Enqueue(p.UID)
 	}
 	pm.cleanupOrphanedVolumes(ctx, keep)
-	go pm.status.Run(ctx, 4)
+	go pm.status.Run(ctx, pm.statusWorkers)
 	pm.workers.Run(ctx)
 	return nil
 }
@@ -148,11 +150,10 @@ func (pm *podMachinery) cleanupOrphanedVolumes(ctx context.Context, keep map[typ
 // nodeConfig describes the machine to the config builder: cgroup version,
 // swap accounting and capacity decide container resources and OOM scores.
 func nodeConfig(o *options, machine node.MachineInfo) criconfig.NodeConfig {
-	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	mem := machine.Capacity[v1.ResourceMemory]
 	return criconfig.NodeConfig{
-		CgroupV2:           exists("/sys/fs/cgroup/cgroup.controllers"),
-		SwapController:     exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || exists("/sys/fs/cgroup/memory.swap.max"),
+		CgroupV2:           machine.CgroupV2,
+		SwapController:     machine.SwapAccounting,
 		MemoryCapacity:     mem.Value(),
 		Allocatable:        machine.Capacity.DeepCopy(),
 		SeccompProfileRoot: filepath.Join(o.rootDir, "seccomp"),

@@ -5,12 +5,16 @@
 //
 // # Decide, then act
 //
-// Plan is a pure function from (pod spec, observed PodState, now) to
-// Actions: which sandbox to create, which containers to kill, start or
+// Plan is a pure function from (pod spec, observed podstate.PodState, now)
+// to Actions: which sandbox to create, which containers to kill, start or
 // hold back in crash-loop backoff. It has no clock and no client, so every
-// rule is a row of a table test. Syncer observes the runtime, calls Plan,
-// executes the Actions in a fixed order (kill, remove, create sandbox,
-// start containers) and hands the observed state to a StatusSink.
+// rule is a row of a table test; the rules it shares with the status (is a
+// container a sidecar, are the init containers done, which instance is
+// current) are package podstate's. Syncer reads the pod's state through a
+// podstate.Observer, calls Plan, executes the Actions in a fixed order
+// (kill, remove, create sandbox, start containers) with one podSync
+// carrying what the steps share, and hands the state it observes afterwards
+// to a StatusSink.
 //
 // # Exactly once
 //
@@ -43,7 +47,8 @@
 // with fakes. The package keeps no globals; Metrics are registered with
 // the registry the embedder gives.
 //
-// It does not watch the API server, pull images, prepare volumes or send
-// statuses itself: packages podsource, images, volume and status do, and
+// It does not watch the API server, pull images, prepare volumes, send
+// statuses or answer which container a log or debug session means:
+// packages podsource, images, volume, status and podstate (Lookup) do, and
 // cmd/ephemeral-agent wires them together.
 package kuberuntime

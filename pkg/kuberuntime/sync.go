@@ -141,6 +141,19 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	return actions.RequeueAfter, nil
 }
 
+// HasPod reports whether anything of the pod with that UID may still run,
+// or must still be removed by a sync: the pod is in the API, or the runtime
+// holds a sandbox of it. It answers true when the runtime cannot be read,
+// so that nothing is removed on a guess. Cleanups of what pods leave on the
+// node (volumes at start) ask it which pods are gone for good.
+func (s *Syncer) HasPod(ctx context.Context, uid types.UID) bool {
+	if _, ok := s.Pods.GetPodByUID(uid); ok {
+		return true
+	}
+	sandboxes, err := s.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{criconfig.LabelPodUID: string(uid)}})
+	return err != nil || len(sandboxes) > 0
+}
+
 // podSync is one sync of one pod: what carrying out its plan reads and
 // builds up, so the steps need not pass it to each other.
 type podSync struct {

@@ -122,7 +122,7 @@ func TestSyncOneFailureDoesNotBlockOthers(t *testing.T) {
 	if n := len(containersNamed(t, rt, "app")); n != 1 {
 		t.Errorf("app: %d containers, want 1 despite the sidecar's failure", n)
 	}
-	if w := st.waiting[podstate.ContainerKey{regT, "sidecar"}]; w.Reason != "ErrImageNeverPull" {
+	if w := st.waiting[podstate.ContainerKey{Type: regT, Name: "sidecar"}]; w.Reason != "ErrImageNeverPull" {
 		t.Errorf("sidecar waiting = %+v", w)
 	}
 
@@ -134,7 +134,7 @@ func TestSyncOneFailureDoesNotBlockOthers(t *testing.T) {
 	if _, err := s.SyncPod(ctx, pod.UID); !errors.Is(err, errRetry) {
 		t.Fatalf("sync error = %v, want a retry", err)
 	}
-	if w := st.waiting[podstate.ContainerKey{ephT, "broken"}]; w.Reason != "ErrImageNeverPull" {
+	if w := st.waiting[podstate.ContainerKey{Type: ephT, Name: "broken"}]; w.Reason != "ErrImageNeverPull" {
 		t.Errorf("broken debugger waiting = %+v", w)
 	}
 	dbg := containersNamed(t, rt, "debugger")
@@ -162,11 +162,36 @@ func TestSyncEphemeralTargetMissing(t *testing.T) {
 	s, rt, st, _ := newTestSyncer(t, pod, fakeImages{missing: map[string]bool{}}, fakeVolumes{})
 	_, _ = s.SyncPod(ctx, pod.UID) // sandbox and the first init container
 	_, _ = s.SyncPod(ctx, pod.UID) // the debugger, whose target has no container yet
-	w := st.waiting[podstate.ContainerKey{ephT, "debugger"}]
+	w := st.waiting[podstate.ContainerKey{Type: ephT, Name: "debugger"}]
 	if w.Reason != ReasonCreateContainerConfigError || w.Message != "unable to find target container target" {
 		t.Errorf("debugger waiting = %+v", w)
 	}
 	if n := len(containersNamed(t, rt, "debugger")); n != 0 {
 		t.Errorf("%d debugger containers created without their target", n)
+	}
+}
+
+func TestHasPod(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod()
+	s, rt, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	if !s.HasPod(ctx, pod.UID) {
+		t.Error("a pod in the API is not reported")
+	}
+	if s.HasPod(ctx, "gone") {
+		t.Error("a pod neither in the API nor in the runtime is reported")
+	}
+	// Deleted from the API while the agent was down, its sandbox remains:
+	// its sync still has to remove it, so its volumes stay until then.
+	rt.SetFakeSandboxes([]*criapitesting.FakePodSandbox{{PodSandboxStatus: runtimeapi.PodSandboxStatus{
+		Id: "sb", State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY, Labels: map[string]string{criconfig.LabelPodUID: "gone"},
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "gone", Namespace: "default", Uid: "gone"},
+	}}})
+	if !s.HasPod(ctx, "gone") {
+		t.Error("a pod whose sandbox remains is not reported")
+	}
+	rt.InjectError("ListPodSandbox", errors.New("runtime down"))
+	if !s.HasPod(ctx, "other") {
+		t.Error("with the runtime unreadable, a pod is reported gone")
 	}
 }

@@ -24,6 +24,12 @@ type MachineInfo struct {
 	OSImage       string
 	// Capacity holds cpu, memory, ephemeral-storage and pods.
 	Capacity v1.ResourceList
+	// CgroupV2 is true on a unified (cgroup v2) hierarchy; false on v1 or
+	// hybrid, where the resource controllers are v1.
+	CgroupV2 bool
+	// SwapAccounting is true when the memory controller accounts swap, so
+	// containers' swap limits can be set.
+	SwapAccounting bool
 }
 
 // ReadMachineInfo reads the machine's identity and capacity from /proc, /etc
@@ -45,11 +51,13 @@ func ReadMachineInfo(storageDir string, maxPods int64) (MachineInfo, error) {
 		return MachineInfo{}, fmt.Errorf("read kernel version: %w", err)
 	}
 	return MachineInfo{
-		MachineID:     readTrimmed("/etc/machine-id"),
-		SystemUUID:    readTrimmed("/sys/class/dmi/id/product_uuid"),
-		BootID:        readTrimmed("/proc/sys/kernel/random/boot_id"),
-		KernelVersion: unix.ByteSliceToString(uts.Release[:]),
-		OSImage:       osImage("/etc/os-release"),
+		CgroupV2:       exists(cgroupRoot + "/cgroup.controllers"),
+		SwapAccounting: exists(cgroupRoot+"/memory/memory.memsw.limit_in_bytes") || exists(cgroupRoot+"/memory.swap.max"),
+		MachineID:      readTrimmed("/etc/machine-id"),
+		SystemUUID:     readTrimmed("/sys/class/dmi/id/product_uuid"),
+		BootID:         readTrimmed("/proc/sys/kernel/random/boot_id"),
+		KernelVersion:  unix.ByteSliceToString(uts.Release[:]),
+		OSImage:        osImage("/etc/os-release"),
 		Capacity: v1.ResourceList{
 			v1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
 			v1.ResourceMemory:           *resource.NewQuantity(mem, resource.BinarySI),
@@ -57,6 +65,15 @@ func ReadMachineInfo(storageDir string, maxPods int64) (MachineInfo, error) {
 			v1.ResourcePods:             *resource.NewQuantity(maxPods, resource.DecimalSI),
 		},
 	}, nil
+}
+
+// cgroupRoot is where the cgroup hierarchy is mounted, on every Linux
+// distribution the agent supports.
+const cgroupRoot = "/sys/fs/cgroup"
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func readTrimmed(path string) string {
