@@ -1,12 +1,14 @@
-# ephemeral-agent: make run | make test | make stop (see README.md).
+# ephemeral-agent: make run | make test | make stop (see README.md, make help).
 SHELL := /usr/bin/env bash
 BIN := _output/bin
 VERSION ?= v0.1.0+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/ephemeral-agent/ephemeral-agent/pkg/version.Version=$(VERSION)
 GO_TEST_FLAGS ?=
 
-.PHONY: all build deps control-plane images run stop status test unit e2e critest vet fmt clean
+.PHONY: all build deps control-plane images run stop status test unit e2e vet lint fmt clean help
+.DEFAULT_GOAL := all
 
+## all: the default goal, same as build
 all: build
 
 ## build: the agent binary, into _output/bin
@@ -34,26 +36,41 @@ run: deps control-plane images build
 stop:
 	hack/cluster.sh down --instance local
 
+## status: which parts of make run's local environment are running
 status:
 	hack/cluster.sh status --instance local
 
-## test: unit tests (race detector on), then the CRI preflight and e2e suite
-test: deps control-plane images build vet unit e2e
+## test: vet and lint, unit tests (race detector on), then the CRI preflight and e2e suite
+test: deps control-plane images build vet lint unit e2e
 
+## unit: the unit tests of every package, race detector on (GO_TEST_FLAGS=... adds flags)
 unit:
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
-## e2e: the end-to-end suite against a fresh "e2e" environment, torn down after
+## e2e: the end-to-end suite (-tags e2e) against a fresh "e2e" environment, torn down after
 e2e: deps control-plane images build
 	hack/e2e.sh
 
+## vet: gofmt check, then go vet on every package, the e2e suite included
 vet:
 	@unformatted=$$(gofmt -l cmd pkg test hack); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
+	go vet -tags e2e ./test/e2e_node/...
 
+## lint: staticcheck (pinned, built once into the cache) on every package, the e2e suite included
+lint:
+	hack/lint.sh
+
+## fmt: gofmt -w on the Go sources
 fmt:
 	gofmt -w cmd pkg test hack
 
+## clean: stops make run's environment and removes _output
 clean: stop
 	rm -rf _output
+
+## help: this list
+help:
+	@awk '/^## [A-Za-z0-9_.-]+: / { t = $$2; sub(/:$$/, "", t); d = $$0; sub(/^## [^:]+: +/, "", d); \
+		printf "  %-14s %s\n", t, d }' $(MAKEFILE_LIST)

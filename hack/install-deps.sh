@@ -38,11 +38,4 @@ for svc in containerd etcd docker-registry; do
 	fi
 done
 
-crictl_version=v1.37.0
-crictl="$EA_CACHE_DIR/crictl-$crictl_version/crictl"
-if [[ ! -x $crictl ]]; then
-	log "building crictl $crictl_version"
-	GOBIN="$(dirname "$crictl")" go install "sigs.k8s.io/cri-tools/cmd/crictl@$crictl_version"
-fi
-mkdir -p "$EA_BIN"
-ln -sf "$crictl" "$EA_BIN/crictl"
+go_tool crictl sigs.k8s.io/cri-tools/cmd/crictl v1.37.0

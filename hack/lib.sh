@@ -10,3 +10,21 @@ EA_CACHE_DIR=${EA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ephemeral-agent}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# go_tool NAME PACKAGE VERSION: the Go command PACKAGE@VERSION (its binary
+# called NAME), built with go install from the Go module proxy into
+# $EA_CACHE_DIR/NAME-VERSION/ once (the cache outlives a clone), and linked
+# into _output/bin. The build is skipped when the binary is already there.
+go_tool() {
+	local name=$1 pkg=$2 version=$3
+	local dir="$EA_CACHE_DIR/$name-$version"
+	if [[ ! -x $dir/$name ]]; then
+		log "building $name $version into $dir"
+		# go install PKG@VERSION ignores the module of the working directory:
+		# neither go.mod nor go.sum is touched.
+		GOBIN="$dir" GOWORK=off go install "$pkg@$version" || die "go install $pkg@$version failed"
+		[[ -x $dir/$name ]] || die "go install $pkg@$version made no $dir/$name"
+	fi
+	mkdir -p "$EA_BIN"
+	ln -sf "$dir/$name" "$EA_BIN/$name"
+}

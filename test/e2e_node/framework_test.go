@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2enode
 
 import (
@@ -42,6 +44,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if missing := missingEnv(); len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e_node: FAIL: the e2e environment is missing or incomplete; run make e2e (hack/e2e.sh), "+
+			"or source _output/e2e/env of an environment hack/cluster.sh up --instance e2e --no-agent started:\n  %s\n",
+			strings.Join(missing, "\n  "))
+		os.Exit(1)
+	}
 	testEnv = env{
 		kubeconfig:    os.Getenv("KUBECONFIG"),
 		nodeName:      os.Getenv("NODE_NAME"),
@@ -54,19 +62,89 @@ func TestMain(m *testing.M) {
 		clusterScript: os.Getenv("EA_CLUSTER_SCRIPT"),
 		instance:      os.Getenv("EA_INSTANCE"),
 	}
-	if testEnv.agentBinary == "" || testEnv.kubeconfig == "" || testEnv.instance != "e2e" {
-		// Plain `go test ./...` runs here too: the suite needs the
-		// environment of hack/e2e.sh (make e2e) and says so instead of failing.
-		fmt.Println("e2e_node: no e2e environment (run make e2e); skipping")
-		os.Exit(0)
-	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", testEnv.kubeconfig)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e_node: load kubeconfig:", err)
+		fmt.Fprintln(os.Stderr, "e2e_node: FAIL: load kubeconfig:", err)
 		os.Exit(1)
 	}
 	client = kubernetes.NewForConfigOrDie(cfg)
 	os.Exit(m.Run())
+}
+
+// e2eEnvVars are the variables hack/cluster.sh writes to _output/e2e/env
+// that the suite reads; each must be set and non-empty.
+var e2eEnvVars = []string{
+	"KUBECONFIG",
+	"NODE_NAME",
+	"CONTAINER_RUNTIME_ENDPOINT",
+	"EA_INSTANCE",
+	"EA_CLUSTER_SCRIPT",
+	"EA_AGENT_BINARY",
+	"EA_AGENT_ARGS",
+	"EA_AGENT_HEALTHZ_PORT",
+	"EA_AGENT_PORT",
+	"EA_CERT_DIR",
+	"EA_AGENT_ROOT_DIR",
+	"EA_LOG_DIR",
+}
+
+// missingEnv lists, one line each, what the suite needs and does not find:
+// unset variables, then the binaries and files the set ones name.
+func missingEnv() []string {
+	var missing []string
+	for _, name := range e2eEnvVars {
+		if os.Getenv(name) == "" {
+			missing = append(missing, "environment variable "+name+" is not set")
+		}
+	}
+	// The tests delete the node and stop and start components of the
+	// environment: never run them against another instance (make run's).
+	if inst := os.Getenv("EA_INSTANCE"); inst != "" && inst != "e2e" {
+		missing = append(missing, fmt.Sprintf("environment variable EA_INSTANCE is %q, not \"e2e\"", inst))
+	}
+	executable := func(what, path string) {
+		if path == "" {
+			return
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			missing = append(missing, fmt.Sprintf("binary %s (%s) is missing or not executable", path, what))
+		}
+	}
+	executable("EA_AGENT_BINARY", os.Getenv("EA_AGENT_BINARY"))
+	executable("EA_CLUSTER_SCRIPT", os.Getenv("EA_CLUSTER_SCRIPT"))
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		missing = append(missing, "binary kubectl is not in PATH (_output/bin; make control-plane)")
+	}
+	// file reports whether path is there, a directory if dir, else a file.
+	file := func(what, path string, dir bool) bool {
+		if path == "" {
+			return false
+		}
+		if fi, err := os.Stat(path); err != nil || fi.IsDir() != dir {
+			kind := "file"
+			if dir {
+				kind = "directory"
+			}
+			missing = append(missing, fmt.Sprintf("%s %s (%s) is missing", kind, path, what))
+			return false
+		}
+		return true
+	}
+	file("KUBECONFIG", os.Getenv("KUBECONFIG"), false)
+	if dir := os.Getenv("EA_CERT_DIR"); file("EA_CERT_DIR", dir, true) {
+		for _, name := range []string{"ca.crt", "ca.key", "admin.crt", "admin.key"} {
+			file("EA_CERT_DIR", filepath.Join(dir, name), false)
+		}
+	}
+	file("EA_LOG_DIR", os.Getenv("EA_LOG_DIR"), true)
+	if ep := os.Getenv("CONTAINER_RUNTIME_ENDPOINT"); ep != "" {
+		if sock, ok := strings.CutPrefix(ep, "unix://"); !ok {
+			missing = append(missing, fmt.Sprintf("environment variable CONTAINER_RUNTIME_ENDPOINT is %q, not unix://SOCKET", ep))
+		} else if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+			missing = append(missing, fmt.Sprintf("socket %s (CONTAINER_RUNTIME_ENDPOINT) is missing: the environment's containerd does not run", sock))
+		}
+	}
+	return missing
 }
 
 // agent is one run of the real agent binary.

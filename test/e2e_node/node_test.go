@@ -1,6 +1,13 @@
+//go:build e2e
+
 // Package e2enode holds the end-to-end tests: they run the real agent binary
 // against the real containerd, etcd and control plane that hack/e2e.sh
 // starts, and observe it through client-go and plain HTTP, as users would.
+//
+// The package builds only with -tags e2e, so that go test ./... does not
+// report a pass that tested nothing; make e2e (hack/e2e.sh) runs it in its
+// environment, and without that environment TestMain fails and says what is
+// missing.
 package e2enode
 
 import (
