@@ -11,7 +11,7 @@ import (
 // NodeConfig holds what the builders need to know about the node and the
 // agent's settings; it is the same for every pod. The zero value describes
 // a cgroup v1 node without swap accounting, of unknown memory and
-// allocatable, with the kubelet's default seccomp behaviour.
+// allocatable.
 type NodeConfig struct {
 	// CgroupV2 is true on a unified cgroup v2 hierarchy, where the kubelet
 	// sets memory.oom.group, memory.high and memory.swap.max.
@@ -29,9 +29,6 @@ type NodeConfig struct {
 	// SeccompProfileRoot is where Localhost seccomp profiles live (the
 	// kubelet's ROOTDIR/seccomp).
 	SeccompProfileRoot string
-	// SeccompDefault makes RuntimeDefault the profile of containers that
-	// set none (the kubelet's --seccomp-default).
-	SeccompDefault bool
 }
 
 // ContainerOptions are the inputs of BuildContainerConfig besides the pod

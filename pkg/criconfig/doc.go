@@ -1,7 +1,7 @@
 // Package criconfig turns a pod spec into the CRI PodSandboxConfig and
 // ContainerConfig the kubelet would send for it, and owns the labels and
-// annotations that persist a pod's state on CRI objects, with the functions
-// that read them back.
+// annotations that record a pod's state on CRI objects; ParseContainer reads
+// a container's back.
 //
 // Everything here is a pure function of its inputs. The few things the
 // kubelet looks up while it builds a config come in through small interfaces
@@ -20,13 +20,16 @@
 //
 // Errors. Every error BuildContainerConfig returns matches
 // ErrCreateContainerConfig and carries the kubelet's own message (for example
-// `configmap "x" not found`), because the caller reports it verbatim as the
+// `configmap "x" not found`, as long as EnvSources words a missing object as
+// the kubelet does), because the caller reports it verbatim as the
 // container's Waiting message with reason CreateContainerConfigError. Errors
-// from BuildSandboxConfig are the kubelet's sandbox config errors. Parse
-// functions fail, wrapping ErrNotManaged, only for objects that lack a pod's
-// labels; callers skip those.
+// from BuildSandboxConfig are the kubelet's sandbox config errors.
+// ParseContainer fails, wrapping ErrNotManaged, only for a container that
+// lacks a pod's labels; callers skip those.
 //
 // It does not create log directories or termination-message files, pull
 // images, resolve volumes or run anything: the caller does that and passes
-// the results in.
+// the results in. An env var from a fileKeyRef, which needs a volume's
+// files, fails as unsupported; the preStop hook is recorded on the
+// container but never run from there (see AnnotationPreStopHandler).
 package criconfig

@@ -49,12 +49,46 @@ func (l *envList) keyValues() []*runtimeapi.KeyValue {
 // envResolver resolves one container's env, fetching each ConfigMap and
 // Secret at most once.
 type envResolver struct {
-	pod        *v1.Pod
-	c          *v1.Container
-	opts       *ContainerOptions
-	configMaps map[string]*v1.ConfigMap
-	secrets    map[string]*v1.Secret
+	pod     *v1.Pod
+	c       *v1.Container
+	opts    *ContainerOptions
+	fetched map[objectKey]map[string]string
 }
+
+// envObject is a kind of object env takes values from, a ConfigMap or a
+// Secret, whose data it reads as strings.
+type envObject struct {
+	// kind and title name it in the kubelet's messages: "couldn't get
+	// configMap ..." and "couldn't find key ... in ConfigMap ...".
+	kind, title string
+	// data fetches one object through s and returns its data.
+	data func(ctx context.Context, s EnvSources, namespace, name string) (map[string]string, error)
+}
+
+// objectKey names a fetched object within the pod's namespace.
+type objectKey struct{ kind, name string }
+
+var (
+	configMapObject = envObject{kind: "configMap", title: "ConfigMap", data: func(ctx context.Context, s EnvSources, namespace, name string) (map[string]string, error) {
+		cm, err := s.ConfigMap(ctx, namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		// binaryData does not reach env, as with the kubelet.
+		return cm.Data, nil
+	}}
+	secretObject = envObject{kind: "secret", title: "Secret", data: func(ctx context.Context, s EnvSources, namespace, name string) (map[string]string, error) {
+		secret, err := s.Secret(ctx, namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		data := make(map[string]string, len(secret.Data))
+		for k, v := range secret.Data {
+			data[k] = string(v)
+		}
+		return data, nil
+	}}
+)
 
 // containerEnv returns c's environment: envFrom sources first (keys of one
 // source in sorted order, prefix applied), then env, which overrides them,
@@ -62,7 +96,7 @@ type envResolver struct {
 // expand $(NAME) references to variables defined before them and to
 // service variables; values from valueFrom are not expanded.
 func containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, opts *ContainerOptions) (*envList, error) {
-	r := &envResolver{pod: pod, c: c, opts: opts, configMaps: map[string]*v1.ConfigMap{}, secrets: map[string]*v1.Secret{}}
+	r := &envResolver{pod: pod, c: c, opts: opts, fetched: map[objectKey]map[string]string{}}
 	env := newEnvList()
 	for _, from := range c.EnvFrom {
 		data, err := r.envFrom(ctx, from)
@@ -107,25 +141,15 @@ func containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, opts *Conta
 // envFrom returns the data of one envFrom source; nil for a missing
 // optional one.
 func (r *envResolver) envFrom(ctx context.Context, from v1.EnvFromSource) (map[string]string, error) {
+	var data map[string]string
+	var err error
 	switch {
 	case from.ConfigMapRef != nil:
-		cm, err := r.configMap(ctx, from.ConfigMapRef.Name, isOptional(from.ConfigMapRef.Optional))
-		if cm == nil || err != nil {
-			return nil, err
-		}
-		return cm.Data, nil
+		data, _, err = r.object(ctx, configMapObject, from.ConfigMapRef.Name, isOptional(from.ConfigMapRef.Optional))
 	case from.SecretRef != nil:
-		s, err := r.secret(ctx, from.SecretRef.Name, isOptional(from.SecretRef.Optional))
-		if s == nil || err != nil {
-			return nil, err
-		}
-		data := make(map[string]string, len(s.Data))
-		for k, v := range s.Data {
-			data[k] = string(v)
-		}
-		return data, nil
+		data, _, err = r.object(ctx, secretObject, from.SecretRef.Name, isOptional(from.SecretRef.Optional))
 	}
-	return nil, nil
+	return data, err
 }
 
 // valueFrom resolves e.ValueFrom; ok is false for an optional reference to
@@ -141,28 +165,10 @@ func (r *envResolver) valueFrom(ctx context.Context, e *v1.EnvVar) (value string
 		return v, err == nil, err
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
-		optional := isOptional(ref.Optional)
-		cm, err := r.configMap(ctx, ref.Name, optional)
-		if cm == nil || err != nil {
-			return "", false, err
-		}
-		v, found := cm.Data[ref.Key]
-		if !found && !optional {
-			return "", false, fmt.Errorf("couldn't find key %v in ConfigMap %v/%v", ref.Key, r.pod.Namespace, ref.Name)
-		}
-		return v, found, nil
+		return r.keyValue(ctx, configMapObject, ref.Name, ref.Key, isOptional(ref.Optional))
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
-		optional := isOptional(ref.Optional)
-		s, err := r.secret(ctx, ref.Name, optional)
-		if s == nil || err != nil {
-			return "", false, err
-		}
-		v, found := s.Data[ref.Key]
-		if !found && !optional {
-			return "", false, fmt.Errorf("couldn't find key %v in Secret %v/%v", ref.Key, r.pod.Namespace, ref.Name)
-		}
-		return string(v), found, nil
+		return r.keyValue(ctx, secretObject, ref.Name, ref.Key, isOptional(ref.Optional))
 	case from.FileKeyRef != nil:
 		// The kubelet reads the key from a file in one of the pod's
 		// volumes; volumes are resolved outside this package.
@@ -171,43 +177,40 @@ func (r *envResolver) valueFrom(ctx context.Context, e *v1.EnvVar) (value string
 	return "", true, nil
 }
 
-// configMap fetches a ConfigMap once per container; nil with no error
-// means it is missing and optional.
-func (r *envResolver) configMap(ctx context.Context, name string, optional bool) (*v1.ConfigMap, error) {
-	if cm, ok := r.configMaps[name]; ok {
-		return cm, nil
+// keyValue returns the value of key in the named object of kind obj; ok is
+// false for an optional reference to a missing object or key.
+func (r *envResolver) keyValue(ctx context.Context, obj envObject, name, key string, optional bool) (value string, ok bool, err error) {
+	data, found, err := r.object(ctx, obj, name, optional)
+	if !found || err != nil {
+		return "", false, err
 	}
-	if r.opts.Sources == nil {
-		return nil, fmt.Errorf("couldn't get configMap %v/%v, no kubeClient defined", r.pod.Namespace, name)
+	value, ok = data[key]
+	if !ok && !optional {
+		return "", false, fmt.Errorf("couldn't find key %v in %s %v/%v", key, obj.title, r.pod.Namespace, name)
 	}
-	cm, err := r.opts.Sources.ConfigMap(ctx, r.pod.Namespace, name)
-	if err != nil {
-		if optional && apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	r.configMaps[name] = cm
-	return cm, nil
+	return value, ok, nil
 }
 
-// secret is configMap for Secrets.
-func (r *envResolver) secret(ctx context.Context, name string, optional bool) (*v1.Secret, error) {
-	if s, ok := r.secrets[name]; ok {
-		return s, nil
+// object returns the data of the named object of kind obj, fetched once per
+// container; found is false, with no error, when it is missing and
+// optional.
+func (r *envResolver) object(ctx context.Context, obj envObject, name string, optional bool) (data map[string]string, found bool, err error) {
+	key := objectKey{obj.kind, name}
+	if data, ok := r.fetched[key]; ok {
+		return data, true, nil
 	}
 	if r.opts.Sources == nil {
-		return nil, fmt.Errorf("couldn't get secret %v/%v, no kubeClient defined", r.pod.Namespace, name)
+		return nil, false, fmt.Errorf("couldn't get %s %v/%v, no kubeClient defined", obj.kind, r.pod.Namespace, name)
 	}
-	s, err := r.opts.Sources.Secret(ctx, r.pod.Namespace, name)
+	data, err = obj.data(ctx, r.opts.Sources, r.pod.Namespace, name)
 	if err != nil {
 		if optional && apierrors.IsNotFound(err) {
-			return nil, nil
+			return nil, false, nil
 		}
-		return nil, err
+		return nil, false, err
 	}
-	r.secrets[name] = s
-	return s, nil
+	r.fetched[key] = data
+	return data, true, nil
 }
 
 // expandCommand expands $(NAME) in a container's command and args with its

@@ -2,9 +2,9 @@ package criconfig
 
 import "errors"
 
-// ErrNotManaged is wrapped by ParseContainer and ParseSandbox when a CRI
-// object lacks the labels that tie it to a pod, so no kubelet-compatible
-// agent created it and the caller must leave it alone.
+// ErrNotManaged is wrapped by ParseContainer when a CRI container lacks the
+// labels that tie it to a pod, so no kubelet-compatible agent created it and
+// the caller must leave it alone.
 var ErrNotManaged = errors.New("not a pod's CRI object")
 
 // ErrCreateContainerConfig is matched, with errors.Is, by every error

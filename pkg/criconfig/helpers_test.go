@@ -58,27 +58,34 @@ type fakeSources struct {
 }
 
 func (f *fakeSources) ConfigMap(_ context.Context, namespace, name string) (*v1.ConfigMap, error) {
-	f.fetches++
-	if f.err != nil {
-		return nil, f.err
-	}
-	d, ok := f.configMaps[name]
-	if !ok {
-		return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
+	d, err := fetch(f, f.configMaps, "configmap", name)
+	if err != nil {
+		return nil, err
 	}
 	return &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Data: d}, nil
 }
 
 func (f *fakeSources) Secret(_ context.Context, namespace, name string) (*v1.Secret, error) {
-	f.fetches++
-	if f.err != nil {
-		return nil, f.err
-	}
-	d, ok := f.secrets[name]
-	if !ok {
-		return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+	d, err := fetch(f, f.secrets, "secret", name)
+	if err != nil {
+		return nil, err
 	}
 	return &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Data: d}, nil
+}
+
+// fetch counts a fetch and returns f.err, else the data of objs[name], else
+// the kubelet's NotFound error for resource.
+func fetch[D any](f *fakeSources, objs map[string]D, resource, name string) (D, error) {
+	f.fetches++
+	var none D
+	if f.err != nil {
+		return none, f.err
+	}
+	d, ok := objs[name]
+	if !ok {
+		return none, apierrors.NewNotFound(v1.Resource(resource), name)
+	}
+	return d, nil
 }
 
 // fakeRecorder keeps the Events it is given as "reason: message".

@@ -19,10 +19,13 @@ const (
 	LabelContainerName = "io.kubernetes.container.name"
 )
 
-// Annotations the kubelet puts on containers to remember what it needs
-// later without the pod spec (which may have changed or be gone): the spec
-// hash, restart count, termination-message settings, grace periods and the
-// preStop hook. Tools such as crictl show them under these names.
+// Annotations the kubelet puts on containers to record, on the CRI object,
+// what the spec said when the container was created: the spec hash,
+// restart count, termination-message settings, grace periods, the preStop
+// hook and the ports. They have the kubelet's names and formats, so tools
+// such as crictl show them as they show the kubelet's. ParseContainer reads
+// them all back; of those, the agent uses the type, hash and
+// termination-message settings.
 const (
 	AnnotationContainerHash             = "io.kubernetes.container.hash"
 	AnnotationRestartCount              = "io.kubernetes.container.restartCount"
@@ -30,8 +33,11 @@ const (
 	AnnotationTerminationMessagePolicy  = "io.kubernetes.container.terminationMessagePolicy"
 	AnnotationPodTerminationGracePeriod = "io.kubernetes.pod.terminationGracePeriod"
 	AnnotationPodDeletionGracePeriod    = "io.kubernetes.pod.deletionGracePeriod"
-	// AnnotationPreStopHandler holds the JSON of lifecycle.preStop, so a
-	// container can be stopped properly when its spec is no longer known.
+	// AnnotationPreStopHandler holds the JSON of lifecycle.preStop. The
+	// kubelet reads it to run the hook of a container whose pod spec is
+	// gone; this agent records it for tools and for such later use, but
+	// runs preStop hooks only from the current pod spec, so a container
+	// stopped without its spec is stopped without its hook.
 	AnnotationPreStopHandler = "io.kubernetes.container.preStopHandler"
 	// AnnotationContainerPorts holds the JSON of the container's ports.
 	AnnotationContainerPorts = "io.kubernetes.container.ports"
@@ -112,43 +118,6 @@ func ContainerAnnotations(pod *v1.Pod, c *v1.Container, typ ContainerType, resta
 		}
 	}
 	return a
-}
-
-// SandboxInfo is what a sandbox's labels and annotations say about its pod.
-type SandboxInfo struct {
-	PodName      string
-	PodNamespace string
-	PodUID       types.UID
-	// Labels are the pod's own labels, without the three above.
-	Labels map[string]string
-	// Annotations are the pod's annotations.
-	Annotations map[string]string
-}
-
-// ParseSandbox reads a sandbox's labels and annotations back. It fails,
-// wrapping ErrNotManaged, when one of the pod labels is missing.
-func ParseSandbox(labels, annotations map[string]string) (SandboxInfo, error) {
-	var info SandboxInfo
-	var err error
-	if info.PodName, err = requiredLabel(labels, LabelPodName); err != nil {
-		return SandboxInfo{}, err
-	}
-	if info.PodNamespace, err = requiredLabel(labels, LabelPodNamespace); err != nil {
-		return SandboxInfo{}, err
-	}
-	uid, err := requiredLabel(labels, LabelPodUID)
-	if err != nil {
-		return SandboxInfo{}, err
-	}
-	info.PodUID = types.UID(uid)
-	info.Labels = make(map[string]string, len(labels))
-	for k, v := range labels {
-		if k != LabelPodName && k != LabelPodNamespace && k != LabelPodUID {
-			info.Labels[k] = v
-		}
-	}
-	info.Annotations = maps.Clone(annotations)
-	return info, nil
 }
 
 // ContainerInfo is what a container's labels and annotations say about it.

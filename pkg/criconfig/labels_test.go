@@ -126,7 +126,7 @@ func TestParseContainerToleratesMalformedAnnotations(t *testing.T) {
 	}
 }
 
-func TestSandboxLabelsRoundTrip(t *testing.T) {
+func TestSandboxLabels(t *testing.T) {
 	pod := testPod(func(p *v1.Pod) {
 		// A pod label may not shadow the agent's own.
 		p.Labels[LabelPodName] = "impostor"
@@ -141,17 +141,6 @@ func TestSandboxLabelsRoundTrip(t *testing.T) {
 		t.Error("SandboxAnnotations aliases the pod's map")
 	}
 
-	got, err := ParseSandbox(SandboxLabels(testPod()), SandboxAnnotations(testPod()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := SandboxInfo{PodName: "app", PodNamespace: "ns", PodUID: "uid-1", Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"note": "x"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ParseSandbox = %+v, want %+v", got, want)
-	}
-	if _, err := ParseSandbox(map[string]string{"app": "web"}, nil); !errors.Is(err, ErrNotManaged) {
-		t.Errorf("ParseSandbox of a foreign sandbox: err = %v, want ErrNotManaged", err)
-	}
 }
 
 func TestHashContainer(t *testing.T) {

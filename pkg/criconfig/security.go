@@ -245,7 +245,7 @@ func containerSecurityContext(pod *v1.Pod, c *v1.Container, uid *int64, username
 
 	psc := pod.Spec.SecurityContext
 	var err error
-	if sc.Seccomp, err = seccompProfile(psc, c.SecurityContext, node.SeccompProfileRoot, node.SeccompDefault); err != nil {
+	if sc.Seccomp, err = seccompProfile(psc, c.SecurityContext, node.SeccompProfileRoot); err != nil {
 		return nil, err
 	}
 	if sc.Apparmor, sc.ApparmorProfile, err = appArmorProfile(pod, c); err != nil {
@@ -298,10 +298,10 @@ func readonlyPaths(pm *v1.ProcMountType) []string {
 }
 
 // seccompProfile returns a container's seccomp profile: the container's
-// field, else the pod's, else RuntimeDefault with --seccomp-default and
-// Unconfined without. A Localhost profile is a path under root (the
-// kubelet's ROOTDIR/seccomp).
-func seccompProfile(psc *v1.PodSecurityContext, csc *v1.SecurityContext, root string, fallbackToRuntimeDefault bool) (*runtimeapi.SecurityProfile, error) {
+// field, else the pod's, else Unconfined (the kubelet's default, without
+// --seccomp-default, which this agent does not offer). A Localhost profile
+// is a path under root (the kubelet's ROOTDIR/seccomp).
+func seccompProfile(psc *v1.PodSecurityContext, csc *v1.SecurityContext, root string) (*runtimeapi.SecurityProfile, error) {
 	var p *v1.SeccompProfile
 	switch {
 	case csc != nil && csc.SeccompProfile != nil:
@@ -310,9 +310,6 @@ func seccompProfile(psc *v1.PodSecurityContext, csc *v1.SecurityContext, root st
 		p = psc.SeccompProfile
 	}
 	if p == nil {
-		if fallbackToRuntimeDefault {
-			return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, nil
-		}
 		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}, nil
 	}
 	switch p.Type {

@@ -61,24 +61,21 @@ func TestSeccompProfile(t *testing.T) {
 		return &v1.SeccompProfile{Type: v1.SeccompProfileTypeLocalhost, LocalhostProfile: &p}
 	}
 	for _, tc := range []struct {
-		name       string
-		pod        *v1.SeccompProfile
-		container  *v1.SeccompProfile
-		defaultsRD bool
-		want       *runtimeapi.SecurityProfile
-		wantErr    string
+		name      string
+		pod       *v1.SeccompProfile
+		container *v1.SeccompProfile
+		want      *runtimeapi.SecurityProfile
+		wantErr   string
 	}{
 		{name: "none", want: unconfined},
-		{name: "none with --seccomp-default", defaultsRD: true, want: rd},
 		{name: "pod RuntimeDefault", pod: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}, want: rd},
 		{name: "container wins", pod: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}, container: &v1.SeccompProfile{Type: v1.SeccompProfileTypeUnconfined}, want: unconfined},
-		{name: "explicit Unconfined beats --seccomp-default", container: &v1.SeccompProfile{Type: v1.SeccompProfileTypeUnconfined}, defaultsRD: true, want: unconfined},
 		{name: "localhost", pod: localhost("profiles/audit.json"),
 			want: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/profiles/audit.json"}},
 		{name: "localhost without profile", container: &v1.SeccompProfile{Type: v1.SeccompProfileTypeLocalhost}, wantErr: "localhostProfile must be set if seccompProfile type is Localhost."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := seccompProfile(&v1.PodSecurityContext{SeccompProfile: tc.pod}, &v1.SecurityContext{SeccompProfile: tc.container}, "/var/lib/kubelet/seccomp", tc.defaultsRD)
+			got, err := seccompProfile(&v1.PodSecurityContext{SeccompProfile: tc.pod}, &v1.SecurityContext{SeccompProfile: tc.container}, "/var/lib/kubelet/seccomp")
 			if errString(err) != tc.wantErr {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}

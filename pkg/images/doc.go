@@ -7,13 +7,16 @@
 // image backoff (10s doubling to 5 minutes).
 //
 // Retry semantics: EnsureImage makes at most one pull attempt per call and
-// never retries on its own. A failed pull returns ErrImagePull and opens a
+// never retries on its own. A failed pull returns ErrImagePull (or the
+// runtime's RegistryUnavailable or SignatureValidationFailed) and opens a
 // backoff window for that pod UID and image; calls inside the window return
-// ImagePullBackOff at once, without touching the registry. Both errors carry
-// RetryAfter, the time left in the window, so a level-triggered caller can
-// requeue the pod then. The window doubles on each failure and starts over
-// after twice the maximum (10 minutes) without one. A cancelled context is
-// not a pull failure: it opens no window and records no Event.
+// ImagePullBackOff at once, with the last failure in the message, without
+// touching the registry. The errors do not say when the window closes: the
+// caller retries on its own schedule and gets ImagePullBackOff until then.
+// The window doubles on each failure and starts over after twice the
+// maximum (10 minutes) without one. A pull abandoned because the context
+// was cancelled is not a failure: it opens no window, returns no *Error and
+// records no Failed Event.
 //
 // Pull policy Always pulls on every call, as the kubelet does on every
 // container (re)start; the runtime resolves the tag and only fetches layers
@@ -25,6 +28,8 @@
 // against the image's registry as the kubelet's keyring matches them. When
 // secrets match, each is tried in turn and the pull fails if all fail; only
 // an image that no secret matches is pulled anonymously, as in the kubelet.
+// A malformed pull secret fails the call with ErrImagePull before any pull,
+// and opens no backoff window.
 //
 // It does not garbage-collect images, run credential provider plugins, read
 // a node-wide docker config, or verify that a pod may use an image another

@@ -1,7 +1,5 @@
 package images
 
-import "time"
-
 // Container Waiting reasons for image failures, as the kubelet's.
 const (
 	// ReasonErrImagePull: the pull failed.
@@ -28,10 +26,9 @@ const (
 // is the Waiting reason and Error the Waiting message, both worded as the
 // kubelet words them. Find it with errors.As.
 type Error struct {
-	reason     string
-	message    string
-	retryAfter time.Duration
-	err        error
+	reason  string
+	message string
+	err     error
 }
 
 // Error returns the message for the container's Waiting state.
@@ -39,11 +36,6 @@ func (e *Error) Error() string { return e.message }
 
 // Reason returns the container Waiting reason, one of the Reason constants.
 func (e *Error) Reason() string { return e.reason }
-
-// RetryAfter is how long the pull stays in backoff for this pod and image;
-// zero when the failure opened no backoff window (or the window is unknown).
-// Calling EnsureImage again sooner returns ImagePullBackOff.
-func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 
 // Unwrap returns the underlying cause (the runtime's or the parser's
 // error), if any.

@@ -26,19 +26,17 @@ func (p *Puller) pull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod,
 
 	clock := p.backoff.Clock
 	key := backoffKey(pod.GetUID(), image)
-	if now := clock.Now(); p.backoff.IsInBackOffSinceUpdate(key, now) {
+	if p.backoff.IsInBackOffSinceUpdate(key, clock.Now()) {
 		msg := fmt.Sprintf("Back-off pulling image %q", image)
 		p.event(ref, v1.EventTypeNormal, eventBackOff, msg)
-		var retryAfter time.Duration
-		if last, ok := p.lastFailure(key); ok {
+		if last, ok := p.failures.Load(key); ok {
 			// The cause belongs in the Waiting message, not in the Event.
-			msg = fmt.Sprintf("%s: %s", msg, last.message)
-			retryAfter = max(last.until.Sub(now), 0)
+			msg = fmt.Sprintf("%s: %s", msg, last)
 		}
-		logger.V(3).Info("Image pull in back-off", "retryAfter", retryAfter)
-		return "", &Error{reason: ReasonImagePullBackOff, message: msg, retryAfter: retryAfter}
+		logger.V(3).Info("Image pull in back-off")
+		return "", &Error{reason: ReasonImagePullBackOff, message: msg}
 	}
-	p.forgetFailure(key)
+	p.failures.Delete(key)
 
 	p.event(ref, v1.EventTypeNormal, eventPulling, fmt.Sprintf("Pulling image %q", image))
 	logger.V(2).Info("Started pulling image", "pullSecrets", secretNames(creds))
@@ -52,11 +50,10 @@ func (p *Puller) pull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod,
 		}
 		p.event(ref, v1.EventTypeWarning, eventFailed, fmt.Sprintf("Failed to pull image %q: %v", image, err))
 		p.backoff.Next(key, clock.Now())
-		window := p.backoff.Get(key)
 		reason, msg := classifyPullError(image, err)
-		p.recordFailure(key, pullFailure{message: reason + ": " + msg, until: clock.Now().Add(window)})
-		logger.V(2).Info("Failed to pull image", "err", err, "backoff", window)
-		return "", &Error{reason: reason, message: msg, retryAfter: window, err: err}
+		p.failures.Store(key, reason+": "+msg)
+		logger.V(2).Info("Failed to pull image", "err", err, "backoff", p.backoff.Get(key))
+		return "", &Error{reason: reason, message: msg, err: err}
 	}
 	size := p.imageSize(ctx, spec)
 	// Pulls are never queued here, so the time including waiting is the
@@ -128,33 +125,13 @@ func secretNames(creds []credential) []string {
 	return names
 }
 
-func (p *Puller) lastFailure(key string) (pullFailure, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, ok := p.failures[key]
-	return f, ok
-}
-
-func (p *Puller) recordFailure(key string, f pullFailure) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.failures[key] = f
-}
-
-func (p *Puller) forgetFailure(key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.failures, key)
-}
-
 // pruneFailures drops messages whose backoff entry the backoff's GC removed,
 // so that pods that went away do not keep them forever.
 func (p *Puller) pruneFailures() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for key := range p.failures {
-		if p.backoff.Get(key) == 0 {
-			delete(p.failures, key)
+	p.failures.Range(func(key, _ any) bool {
+		if p.backoff.Get(key.(string)) == 0 {
+			p.failures.Delete(key)
 		}
-	}
+		return true
+	})
 }

@@ -45,18 +45,10 @@ type Puller struct {
 	recorder Recorder
 	backoff  *flowcontrol.Backoff
 
-	mu sync.Mutex
-	// failures holds the last pull error per backoff key, for the
-	// ImagePullBackOff message; pruned with the backoff's own entries.
-	failures map[string]pullFailure
-}
-
-type pullFailure struct {
-	// message is "Reason: message", as the kubelet appends it to
-	// "Back-off pulling image".
-	message string
-	// until is when the backoff window this failure opened closes.
-	until time.Time
+	// failures holds the last pull error per backoff key, as "Reason:
+	// message", which the kubelet appends to "Back-off pulling image" in
+	// the ImagePullBackOff message; pruned with the backoff's own entries.
+	failures sync.Map // string → string
 }
 
 // NewPuller returns a Puller. The backoff is shared by all pods, keyed by pod
@@ -65,7 +57,7 @@ func NewPuller(images ImageService, recorder Recorder, backoff *flowcontrol.Back
 	if backoff == nil {
 		backoff = NewBackoff()
 	}
-	return &Puller{images: images, recorder: recorder, backoff: backoff, failures: map[string]pullFailure{}}
+	return &Puller{images: images, recorder: recorder, backoff: backoff}
 }
 
 // EnsureImage makes image present according to policy (empty: the API

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -24,26 +25,26 @@ type ephemeralKey struct {
 	name string
 }
 
-// NewMetrics creates the metrics and registers them with reg.
+// NewMetrics creates the metrics and registers them with reg (with none
+// when reg is nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		started: prometheus.NewCounter(prometheus.CounterOpts{
+	f := promauto.With(reg)
+	return &Metrics{
+		started: f.NewCounter(prometheus.CounterOpts{
 			Name: "ephemeral_containers_started_total",
 			Help: "Ephemeral containers started through the CRI runtime.",
 		}),
-		startErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+		startErrs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "ephemeral_container_start_errors_total",
 			Help: "Failed attempts to start an ephemeral container, by Waiting reason (ErrImagePull, CreateContainerConfigError, ...).",
 		}, []string{"reason"}),
-		startDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+		startDelay: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ephemeral_container_start_duration_seconds",
 			Help:    "Time from an ephemeral container first being seen in the pod spec to it running.",
 			Buckets: []float64{0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
 		firstSeen: map[ephemeralKey]time.Time{},
 	}
-	reg.MustRegister(m.started, m.startErrs, m.startDelay)
-	return m
 }
 
 // ephemeralPlanned notes when a start of the ephemeral container was first

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/conversion"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	crilogs "k8s.io/cri-client/pkg/logs"
@@ -29,38 +31,18 @@ func decodeOptions(query url.Values) (*v1.PodLogOptions, error) {
 		}
 	}
 	opts := &v1.PodLogOptions{}
-	for _, b := range []struct {
-		name string
-		out  *bool
-	}{
-		{"follow", &opts.Follow},
-		{"previous", &opts.Previous},
-		{"timestamps", &opts.Timestamps},
-	} {
-		if values := query[b.name]; len(values) > 0 {
-			if err := runtime.Convert_Slice_string_To_bool(&values, b.out, nil); err != nil {
-				return nil, fmt.Errorf("%s: %w", b.name, err)
-			}
-		}
-	}
-	for _, n := range []struct {
-		name string
-		out  **int64
-	}{
-		{"sinceSeconds", &opts.SinceSeconds},
-		{"tailLines", &opts.TailLines},
-		{"limitBytes", &opts.LimitBytes},
-	} {
-		if values := query[n.name]; len(values) > 0 {
-			if err := runtime.Convert_Slice_string_To_Pointer_int64(&values, n.out, nil); err != nil {
-				return nil, fmt.Errorf("%s: %w", n.name, err)
-			}
-		}
-	}
-	if values := query["sinceTime"]; len(values) > 0 {
-		if err := metav1.Convert_Slice_string_To_Pointer_v1_Time(&values, &opts.SinceTime, nil); err != nil {
-			return nil, fmt.Errorf("sinceTime: %w", err)
-		}
+	// Every parameter is decoded; cmp.Or returns the first error, in this
+	// order.
+	if err := cmp.Or(
+		decodeParam(query, "follow", &opts.Follow, runtime.Convert_Slice_string_To_bool),
+		decodeParam(query, "previous", &opts.Previous, runtime.Convert_Slice_string_To_bool),
+		decodeParam(query, "timestamps", &opts.Timestamps, runtime.Convert_Slice_string_To_bool),
+		decodeParam(query, "sinceSeconds", &opts.SinceSeconds, runtime.Convert_Slice_string_To_Pointer_int64),
+		decodeParam(query, "tailLines", &opts.TailLines, runtime.Convert_Slice_string_To_Pointer_int64),
+		decodeParam(query, "limitBytes", &opts.LimitBytes, runtime.Convert_Slice_string_To_Pointer_int64),
+		decodeParam(query, "sinceTime", &opts.SinceTime, metav1.Convert_Slice_string_To_Pointer_v1_Time),
+	); err != nil {
+		return nil, err
 	}
 	if values := query["stream"]; len(values) > 0 {
 		opts.Stream = ptr.To(values[0])
@@ -68,6 +50,19 @@ func decodeOptions(query url.Values) (*v1.PodLogOptions, error) {
 		opts.Stream = ptr.To(v1.LogStreamAll)
 	}
 	return opts, nil
+}
+
+// decodeParam sets *out from the query parameter name, when it is given,
+// with one of the generated url.Values conversions.
+func decodeParam[T any](query url.Values, name string, out *T, convert func(in *[]string, out *T, s conversion.Scope) error) error {
+	values := query[name]
+	if len(values) == 0 {
+		return nil
+	}
+	if err := convert(&values, out, nil); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 // validateOptions is the kubelet's check of the v1 PodLogOptions

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Metrics are the debug sessions' Prometheus metrics. A nil *Metrics
@@ -13,21 +14,21 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// NewMetrics creates the metrics and registers them with reg.
+// NewMetrics creates the metrics and registers them with reg (with none
+// when reg is nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+	f := promauto.With(reg)
+	return &Metrics{
+		sessions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "debug_sessions_total",
 			Help: "Debug sessions (exec, attach, portforward) handed to the runtime's streaming server, counted when they start.",
 		}, []string{"kind"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "debug_session_duration_seconds",
 			Help:    "Duration of debug sessions handed to the runtime's streaming server, observed when they end.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600},
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.sessions, m.duration)
-	return m
 }
 
 func (m *Metrics) started(kind string) {

@@ -3,8 +3,6 @@ package volume
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -28,30 +26,18 @@ type contentVolume struct {
 func (m *Manager) contentVolumeFor(pod *v1.Pod, vol *v1.Volume, fsGroup, fsUser *int64) (contentVolume, bool) {
 	switch src := vol.VolumeSource; {
 	case src.ConfigMap != nil:
+		s := src.ConfigMap
 		return contentVolume{plugin: pluginConfigMap, medium: v1.StorageMediumDefault, payload: func(ctx context.Context) (map[string]fileProjection, error) {
-			optional := src.ConfigMap.Optional != nil && *src.ConfigMap.Optional
-			cm, err := m.configMap(ctx, pod.Namespace, src.ConfigMap.Name, optional)
-			if err != nil {
-				return nil, err
-			}
-			return configMapPayload(src.ConfigMap.Items, cm, src.ConfigMap.DefaultMode, optional)
+			return m.configMaps().files(ctx, pod.Namespace, s.Name, s.Items, s.Optional, s.DefaultMode)
 		}}, true
 	case src.Secret != nil:
+		s := src.Secret
 		return contentVolume{plugin: pluginSecret, medium: v1.StorageMediumMemory, payload: func(ctx context.Context) (map[string]fileProjection, error) {
-			optional := src.Secret.Optional != nil && *src.Secret.Optional
-			secret, err := m.secret(ctx, pod.Namespace, src.Secret.SecretName, optional)
-			if err != nil {
-				return nil, err
-			}
-			return secretPayload(src.Secret.Items, secret, src.Secret.DefaultMode, optional)
+			return m.secrets().files(ctx, pod.Namespace, s.SecretName, s.Items, s.Optional, s.DefaultMode)
 		}}, true
 	case src.DownwardAPI != nil:
 		return contentVolume{plugin: pluginDownwardAPI, medium: v1.StorageMediumMemory, payload: func(context.Context) (map[string]fileProjection, error) {
-			alloc, err := m.nodeAllocatable()
-			if err != nil {
-				return nil, err
-			}
-			return downwardAPIPayload(src.DownwardAPI.Items, pod, alloc, src.DownwardAPI.DefaultMode)
+			return m.downwardAPIFiles(pod, src.DownwardAPI.Items, src.DownwardAPI.DefaultMode)
 		}}, true
 	case src.Projected != nil:
 		return contentVolume{plugin: pluginProjected, medium: v1.StorageMediumMemory, payload: func(ctx context.Context) (map[string]fileProjection, error) {
@@ -98,34 +84,52 @@ func (m *Manager) setUpContent(ctx context.Context, pod *v1.Pod, vol *v1.Volume,
 	return dir, true, nil
 }
 
-// configMap gets a configMap, worded as the kubelet's FailedMount message
-// when it is missing (`configmap "x" not found`). A missing optional one
-// reads as empty.
-func (m *Manager) configMap(ctx context.Context, namespace, name string, optional bool) (*v1.ConfigMap, error) {
-	cm, err := m.api.ConfigMap(ctx, namespace, name)
-	switch {
-	case err == nil:
-		return cm, nil
-	case apierrors.IsNotFound(err) && optional:
-		return &v1.ConfigMap{}, nil
-	case apierrors.IsNotFound(err):
-		return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
-	}
-	return nil, err
+// keySource is a kind of API object whose keys become files: configMaps
+// and secrets.
+type keySource[T any] struct {
+	// resource names the kind in the kubelet's FailedMount message for a
+	// missing object (`configmap "x" not found`).
+	resource string
+	get      func(ctx context.Context, namespace, name string) (*T, error)
+	payload  func(items []v1.KeyToPath, obj *T, defaultMode *int32, optional bool) (map[string]fileProjection, error)
 }
 
-// secret is configMap for a secret (`secret "x" not found`).
-func (m *Manager) secret(ctx context.Context, namespace, name string, optional bool) (*v1.Secret, error) {
-	s, err := m.api.Secret(ctx, namespace, name)
+// configMaps is the keySource of configMap volumes and projections.
+func (m *Manager) configMaps() keySource[v1.ConfigMap] {
+	return keySource[v1.ConfigMap]{resource: "configmap", get: m.api.ConfigMap, payload: configMapPayload}
+}
+
+// secrets is the keySource of secret volumes and projections.
+func (m *Manager) secrets() keySource[v1.Secret] {
+	return keySource[v1.Secret]{resource: "secret", get: m.api.Secret, payload: secretPayload}
+}
+
+// files gets the named object and returns the files it projects. A missing
+// object is an error worded as the kubelet's FailedMount message, whatever
+// the wording of the APISource's error, unless optional is set: it then
+// reads as empty.
+func (k keySource[T]) files(ctx context.Context, namespace, name string, items []v1.KeyToPath, optional *bool, defaultMode *int32) (map[string]fileProjection, error) {
+	isOptional := optional != nil && *optional
+	obj, err := k.get(ctx, namespace, name)
 	switch {
 	case err == nil:
-		return s, nil
-	case apierrors.IsNotFound(err) && optional:
-		return &v1.Secret{}, nil
+	case apierrors.IsNotFound(err) && isOptional:
+		obj = new(T)
 	case apierrors.IsNotFound(err):
-		return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+		return nil, apierrors.NewNotFound(v1.Resource(k.resource), name)
+	default:
+		return nil, err
 	}
-	return nil, err
+	return k.payload(items, obj, defaultMode, isOptional)
+}
+
+// downwardAPIFiles returns the files of a downwardAPI volume or projection.
+func (m *Manager) downwardAPIFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, defaultMode *int32) (map[string]fileProjection, error) {
+	alloc, err := m.nodeAllocatable()
+	if err != nil {
+		return nil, err
+	}
+	return downwardAPIPayload(items, pod, alloc, defaultMode)
 }
 
 // projectedPayload merges the files of a projected volume's sources, later
@@ -149,28 +153,11 @@ func (m *Manager) projectedPayload(ctx context.Context, pod *v1.Pod, src *v1.Pro
 	for _, s := range src.Sources {
 		switch {
 		case s.ConfigMap != nil:
-			optional := s.ConfigMap.Optional != nil && *s.ConfigMap.Optional
-			cm, err := m.configMap(ctx, pod.Namespace, s.ConfigMap.Name, optional)
-			if err != nil {
-				merge(nil, err)
-				continue
-			}
-			merge(configMapPayload(s.ConfigMap.Items, cm, src.DefaultMode, optional))
+			merge(m.configMaps().files(ctx, pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, s.ConfigMap.Optional, src.DefaultMode))
 		case s.Secret != nil:
-			optional := s.Secret.Optional != nil && *s.Secret.Optional
-			secret, err := m.secret(ctx, pod.Namespace, s.Secret.Name, optional)
-			if err != nil {
-				merge(nil, err)
-				continue
-			}
-			merge(secretPayload(s.Secret.Items, secret, src.DefaultMode, optional))
+			merge(m.secrets().files(ctx, pod.Namespace, s.Secret.Name, s.Secret.Items, s.Secret.Optional, src.DefaultMode))
 		case s.DownwardAPI != nil:
-			alloc, err := m.nodeAllocatable()
-			if err != nil {
-				merge(nil, err)
-				continue
-			}
-			merge(downwardAPIPayload(s.DownwardAPI.Items, pod, alloc, src.DefaultMode))
+			merge(m.downwardAPIFiles(pod, s.DownwardAPI.Items, src.DefaultMode))
 		case s.ServiceAccountToken != nil:
 			merge(m.tokenPayload(ctx, pod, s.ServiceAccountToken, *src.DefaultMode, fsGroup, fsUser))
 		case s.ClusterTrustBundle != nil:
@@ -209,20 +196,4 @@ func (m *Manager) tokenPayload(ctx context.Context, pod *v1.Pod, p *v1.ServiceAc
 		return nil, err
 	}
 	return map[string]fileProjection{p.Path: {Data: []byte(got.Status.Token), Mode: mode, FsUser: fsUser}}, nil
-}
-
-// makeNestedMountPoints creates, in a read-only volume's directory, the
-// directories where other volumes are mounted beneath it in some
-// container: the runtime cannot create them in a read-only bind mount.
-func makeNestedMountPoints(volName, dir string, pod *v1.Pod) error {
-	dirs, err := nestedMountPoints(volName, pod)
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		if err := os.MkdirAll(filepath.Join(dir, d), nestedMountPerm); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("unable to create nested volume mountpoints: %w", err)
-		}
-	}
-	return nil
 }

@@ -13,8 +13,10 @@
 //	<root>/pods/<uid>/volume-subpaths/<name>/<container>/<index>
 //
 // Supported kinds are emptyDir, hostPath, configMap, secret, downwardAPI and
-// projected (configMap, secret, downwardAPI and serviceAccountToken sources).
-// Any other kind fails with a *SetUpError naming the volume and its kind.
+// projected (configMap, secret, downwardAPI and serviceAccountToken sources;
+// clusterTrustBundle and podCertificate sources fail the volume). Any other
+// kind fails with a *SetUpError naming the volume and its kind. A missing
+// optional configMap or secret gives a volume without its files.
 //
 // Content volumes are written the way the kubelet's AtomicWriter does: files
 // live in a timestamped directory, a "..data" symlink points at it, and the

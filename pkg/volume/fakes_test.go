@@ -94,22 +94,23 @@ func newFakeAPI(clk *clocktesting.FakeClock) *fakeAPI {
 }
 
 func (a *fakeAPI) ConfigMap(_ context.Context, ns, name string) (*v1.ConfigMap, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if cm, ok := a.configMaps[ns+"/"+name]; ok {
-		return cm.DeepCopy(), nil
-	}
-	// What client-go returns: the plural resource.
-	return nil, apierrors.NewNotFound(v1.Resource("configmaps"), name)
+	return getObject(a, a.configMaps, "configmaps", ns, name)
 }
 
 func (a *fakeAPI) Secret(_ context.Context, ns, name string) (*v1.Secret, error) {
+	return getObject(a, a.secrets, "secrets", ns, name)
+}
+
+// getObject returns a copy of objs[ns/name], or the NotFound error client-go
+// returns, which names the plural resource.
+func getObject[P interface{ DeepCopy() P }](a *fakeAPI, objs map[string]P, resource, ns, name string) (P, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if s, ok := a.secrets[ns+"/"+name]; ok {
-		return s.DeepCopy(), nil
+	if o, ok := objs[ns+"/"+name]; ok {
+		return o.DeepCopy(), nil
 	}
-	return nil, apierrors.NewNotFound(v1.Resource("secrets"), name)
+	var none P
+	return none, apierrors.NewNotFound(v1.Resource(resource), name)
 }
 
 func (a *fakeAPI) CreateToken(_ context.Context, ns, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {

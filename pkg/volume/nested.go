@@ -1,13 +1,32 @@
 package volume
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 )
+
+// makeNestedMountPoints creates, in a read-only volume's directory, the
+// directories where other volumes are mounted beneath it in some
+// container: the runtime cannot create them in a read-only bind mount.
+func makeNestedMountPoints(volName, dir string, pod *v1.Pod) error {
+	dirs, err := nestedMountPoints(volName, pod)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(dir, d), nestedMountPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("unable to create nested volume mountpoints: %w", err)
+		}
+	}
+	return nil
+}
 
 // nestedMountPoints returns, relative to volume volName, the directories
 // where other volumes are mounted directly beneath it in any container of

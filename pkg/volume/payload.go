@@ -3,6 +3,7 @@ package volume
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 
 	v1 "k8s.io/api/core/v1"
@@ -14,61 +15,48 @@ import (
 // defaultMode was not defaulted (API objects always have one).
 var errNoDefaultMode = errors.New("no defaultMode used, not even the default value for it")
 
-// configMapPayload returns the files a configMap projects: every key when
-// items is empty, else the listed keys at their paths. A listed key that is
-// missing is an error unless the source is optional.
+// configMapPayload returns the files a configMap projects (see keyPayload).
 func configMapPayload(items []v1.KeyToPath, cm *v1.ConfigMap, defaultMode *int32, optional bool) (map[string]fileProjection, error) {
-	if defaultMode == nil {
-		return nil, errNoDefaultMode
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	// The API forbids a key in both; an item looks in data first, as the
+	// kubelet's does.
+	maps.Copy(data, cm.BinaryData)
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
 	}
-	payload := make(map[string]fileProjection, len(cm.Data)+len(cm.BinaryData))
-	if len(items) == 0 {
-		for k, v := range cm.Data {
-			payload[k] = fileProjection{Data: []byte(v), Mode: *defaultMode}
-		}
-		for k, v := range cm.BinaryData {
-			payload[k] = fileProjection{Data: v, Mode: *defaultMode}
-		}
-		return payload, nil
-	}
-	for _, item := range items {
-		var data []byte
-		if s, ok := cm.Data[item.Key]; ok {
-			data = []byte(s)
-		} else if b, ok := cm.BinaryData[item.Key]; ok {
-			data = b
-		} else {
-			if optional {
-				continue
-			}
-			return nil, fmt.Errorf("configmap references non-existent config key: %s", item.Key)
-		}
-		payload[item.Path] = fileProjection{Data: data, Mode: itemMode(item.Mode, defaultMode)}
-	}
-	return payload, nil
+	return keyPayload(items, data, defaultMode, optional, "configmap references non-existent config key")
 }
 
-// secretPayload is configMapPayload for a secret.
+// secretPayload returns the files a secret projects (see keyPayload).
 func secretPayload(items []v1.KeyToPath, secret *v1.Secret, defaultMode *int32, optional bool) (map[string]fileProjection, error) {
+	return keyPayload(items, secret.Data, defaultMode, optional, "references non-existent secret key")
+}
+
+// keyPayload returns the files of a configMap or secret whose keys hold
+// data: every key when items is empty, else the listed keys at their paths.
+// A listed key that is missing is an error, "missingKey: KEY" in the
+// kubelet's words, unless the source is optional.
+func keyPayload(items []v1.KeyToPath, data map[string][]byte, defaultMode *int32, optional bool, missingKey string) (map[string]fileProjection, error) {
 	if defaultMode == nil {
 		return nil, errNoDefaultMode
 	}
-	payload := make(map[string]fileProjection, len(secret.Data))
 	if len(items) == 0 {
-		for k, v := range secret.Data {
+		payload := make(map[string]fileProjection, len(data))
+		for k, v := range data {
 			payload[k] = fileProjection{Data: v, Mode: *defaultMode}
 		}
 		return payload, nil
 	}
+	payload := make(map[string]fileProjection, len(items))
 	for _, item := range items {
-		data, ok := secret.Data[item.Key]
+		v, ok := data[item.Key]
 		if !ok {
 			if optional {
 				continue
 			}
-			return nil, fmt.Errorf("references non-existent secret key: %s", item.Key)
+			return nil, fmt.Errorf("%s: %s", missingKey, item.Key)
 		}
-		payload[item.Path] = fileProjection{Data: data, Mode: itemMode(item.Mode, defaultMode)}
+		payload[item.Path] = fileProjection{Data: v, Mode: itemMode(item.Mode, defaultMode)}
 	}
 	return payload, nil
 }

@@ -159,30 +159,20 @@ func parseArgs(args []string, stderr io.Writer) (image, string, error) {
 		img.env = append(img.env, v)
 		return nil
 	})
-	fs.Func("file", "SRC:DEST[:MODE] host file to copy, octal MODE defaults to SRC's (repeatable)", func(v string) error {
-		e, err := parseFile(v)
-		if err != nil {
-			return err
-		}
-		img.entries = append(img.entries, e)
-		return nil
-	})
-	fs.Func("dir", "PATH[:MODE] directory, octal MODE defaults to 0755 (repeatable)", func(v string) error {
-		e, err := parseDir(v)
-		if err != nil {
-			return err
-		}
-		img.entries = append(img.entries, e)
-		return nil
-	})
-	fs.Func("symlink", "LINK:TARGET symlink (repeatable)", func(v string) error {
-		e, err := parseSymlink(v)
-		if err != nil {
-			return err
-		}
-		img.entries = append(img.entries, e)
-		return nil
-	})
+	// entryFlag defines a repeatable flag that adds a layer entry.
+	entryFlag := func(name, usage string, parse func(string) (entry, error)) {
+		fs.Func(name, usage, func(v string) error {
+			e, err := parse(v)
+			if err != nil {
+				return err
+			}
+			img.entries = append(img.entries, e)
+			return nil
+		})
+	}
+	entryFlag("file", "SRC:DEST[:MODE] host file to copy, octal MODE defaults to SRC's (repeatable)", parseFile)
+	entryFlag("dir", "PATH[:MODE] directory, octal MODE defaults to 0755 (repeatable)", parseDir)
+	entryFlag("symlink", "LINK:TARGET symlink (repeatable)", parseSymlink)
 	if err := fs.Parse(args); err != nil {
 		return image{}, "", err
 	}
