@@ -11,6 +11,15 @@ step kubectl get nodes -o wide
 kubectl get nodes -o wide
 
 kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# kube-controller-manager creates the namespace's default ServiceAccount a
+# moment after the namespace; a pod created before it is refused. On a fresh
+# machine the controller may still be starting, so give it a minute.
+for _ in $(seq 1 120); do
+	kubectl -n demo get serviceaccount default >/dev/null 2>&1 && break
+	sleep 0.5
+done
+kubectl -n demo get serviceaccount default >/dev/null 2>&1 ||
+	die "namespace demo has no default ServiceAccount after 60s: is kube-controller-manager running? (make status; logs in $EA_LOG_DIR)"
 kubectl apply -f - >/dev/null <<EOT
 apiVersion: v1
 kind: Pod
@@ -31,6 +40,7 @@ for _ in $(seq 1 120); do
 	[[ -n $reason ]] && break
 	sleep 0.5
 done
+[[ -n $reason ]] || die "debug container $debugger did not finish within 60s; see kubectl -n demo describe pod app and $EA_LOG_DIR"
 step kubectl -n demo logs app -c "$debugger"
 kubectl -n demo logs app -c "$debugger"
 step "kubectl -n demo describe pod app   # the Ephemeral Containers section"
