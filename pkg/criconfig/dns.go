@@ -90,7 +90,9 @@ func (o DNSOptions) hostDNS() (*runtimeapi.DNSConfig, error) {
 	}
 	c, err := parseResolvConf(b)
 	if err != nil {
-		// The kubelet's words, capital letter included.
+		// The kubelet's words, capital letter included: users see them in
+		// the pod's Events.
+		//lint:ignore ST1005 the kubelet's message, kept word for word
 		return nil, fmt.Errorf("Encountered error while parsing resolv conf file. Error: %w", err)
 	}
 	return c, nil

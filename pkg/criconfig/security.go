@@ -248,6 +248,9 @@ func containerSecurityContext(pod *v1.Pod, c *v1.Container, uid *int64, username
 	if sc.Seccomp, err = seccompProfile(psc, c.SecurityContext, node.SeccompProfileRoot); err != nil {
 		return nil, err
 	}
+	// Runtimes before CRI's apparmor field (containerd 1.6) read only the
+	// deprecated string, so both are set, as the kubelet does.
+	//lint:ignore SA1019 containerd 1.6 reads only ApparmorProfile
 	if sc.Apparmor, sc.ApparmorProfile, err = appArmorProfile(pod, c); err != nil {
 		return nil, err
 	}
@@ -317,6 +320,7 @@ func seccompProfile(psc *v1.PodSecurityContext, csc *v1.SecurityContext, root st
 		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, nil
 	case v1.SeccompProfileTypeLocalhost:
 		if p.LocalhostProfile == nil || *p.LocalhostProfile == "" {
+			//lint:ignore ST1005 the kubelet's message, kept word for word
 			return nil, errors.New("localhostProfile must be set if seccompProfile type is Localhost.")
 		}
 		return &runtimeapi.SecurityProfile{

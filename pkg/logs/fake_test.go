@@ -15,7 +15,6 @@ import (
 type fakeRuntime struct {
 	mu         sync.Mutex
 	containers map[string]*runtimeapi.ContainerStatus
-	calls      int
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -34,16 +33,9 @@ func (f *fakeRuntime) setState(id string, state runtimeapi.ContainerState) {
 	f.containers[id].State = state
 }
 
-func (f *fakeRuntime) callCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
-
 func (f *fakeRuntime) ContainerStatus(_ context.Context, id string, _ bool) (*runtimeapi.ContainerStatusResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls++
 	c, ok := f.containers[id]
 	if !ok {
 		return nil, fmt.Errorf("container %q not found", id)
