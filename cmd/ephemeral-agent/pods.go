@@ -37,7 +37,6 @@ type podMachinery struct {
 	lookup      *podstate.Lookup
 	status      *status.Manager
 	volumes     *volume.Manager
-	runtime     internalapi.RuntimeService
 	broadcaster record.EventBroadcaster
 	// cacheSyncTimeout and statusWorkers are the flags run needs.
 	cacheSyncTimeout time.Duration
@@ -63,7 +62,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	api := apiObjects{client}
 	clk := clock.RealClock{}
 
-	pm := &podMachinery{broadcaster: broadcaster, runtime: runtime, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers,
+	pm := &podMachinery{broadcaster: broadcaster, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers,
 		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(machine.Capacity))}
 	// Mount propagation into containers needs the root directory shared.
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
@@ -116,35 +115,15 @@ func (pm *podMachinery) run(ctx context.Context) error {
 		return fmt.Errorf("pod cache did not sync")
 	}
 	klog.FromContext(ctx).Info("Pod cache synced", "pods", len(pm.source.Pods()))
-	keep := map[types.UID]bool{}
 	for _, p := range pm.source.Pods() {
-		keep[p.UID] = true
 		pm.workers.Enqueue(p.UID)
 	}
-	pm.cleanupOrphanedVolumes(ctx, keep)
+	if err := pm.volumes.CleanupOrphans(ctx, func(uid types.UID) bool { return pm.syncer.HasPod(ctx, uid) }); err != nil {
+		klog.FromContext(ctx).Error(err, "Failed to clean up orphaned pod volumes")
+	}
 	go pm.status.Run(ctx, pm.statusWorkers)
 	pm.workers.Run(ctx)
 	return nil
-}
-
-// cleanupOrphanedVolumes removes the volumes of pods deleted while the agent
-// was down. Pods that still have runtime sandboxes keep theirs until their
-// sync removes both, so nothing is unmounted under a running container.
-func (pm *podMachinery) cleanupOrphanedVolumes(ctx context.Context, keep map[types.UID]bool) {
-	logger := klog.FromContext(ctx)
-	sandboxes, err := pm.runtime.ListPodSandbox(ctx, nil)
-	if err != nil {
-		logger.Error(err, "Skipped orphaned volume cleanup: cannot list pod sandboxes")
-		return
-	}
-	for _, sb := range sandboxes {
-		if uid := sb.GetLabels()[criconfig.LabelPodUID]; uid != "" {
-			keep[types.UID(uid)] = true
-		}
-	}
-	if err := pm.volumes.CleanupOrphans(ctx, keep); err != nil {
-		logger.Error(err, "Failed to clean up orphaned pod volumes")
-	}
 }
 
 // nodeConfig describes the machine to the config builder: cgroup version,

@@ -364,7 +364,7 @@ func TestTearDownAndCleanupOrphans(t *testing.T) {
 	if _, err := vols.Mounts(c); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.CleanupOrphans(ctx, map[types.UID]bool{"keep": true}); err != nil {
+	if err := m.CleanupOrphans(ctx, func(uid types.UID) bool { return uid == "keep" }); err != nil {
 		t.Fatalf("CleanupOrphans: %v", err)
 	}
 	if _, err := os.Stat(m.layout.podDir("gone")); !os.IsNotExist(err) {

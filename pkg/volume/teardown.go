@@ -60,11 +60,11 @@ func (m *Manager) TearDown(ctx context.Context, podUID types.UID) error {
 }
 
 // CleanupOrphans tears down the directory of every pod under the root
-// directory that is not in keep: pods deleted while the agent was down.
-// keep must hold every pod the agent may still run, including those it has
-// not started yet. It goes through all pods and returns their errors
-// together.
-func (m *Manager) CleanupOrphans(ctx context.Context, keep map[types.UID]bool) error {
+// directory for which inUse answers false: pods deleted while the agent was
+// down. inUse must answer true for every pod the agent may still run or
+// still has to stop, including those it has not started yet, and when in
+// doubt. It goes through all pods and returns their errors together.
+func (m *Manager) CleanupOrphans(ctx context.Context, inUse func(types.UID) bool) error {
 	entries, err := os.ReadDir(m.layout.podsDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -76,7 +76,7 @@ func (m *Manager) CleanupOrphans(ctx context.Context, keep map[types.UID]bool) e
 	var errs []error
 	for _, e := range entries {
 		uid := types.UID(e.Name())
-		if !e.IsDir() || keep[uid] {
+		if !e.IsDir() || inUse(uid) {
 			continue
 		}
 		logger.Info("Cleaning up volumes of orphaned pod", "podUID", uid)
