@@ -68,8 +68,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
 		return nil, fmt.Errorf("prepare root dir: %w", err)
 	}
-	pm.source, err = podsource.New(client, o.nodeName, func(uid types.UID) { pm.workers.Enqueue(uid) })
-	if err != nil {
+	if pm.source, err = podsource.New(client, o.nodeName); err != nil {
 		return nil, err
 	}
 	observer := podstate.NewObserver(runtime)
@@ -99,6 +98,9 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Resync:       o.syncFrequency,
 		RelistPeriod: o.relistPeriod,
 	}, pm.syncer, runtime)
+	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
+		return nil, err
+	}
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return pm, nil
 }

@@ -216,6 +216,71 @@ func TestPlan(t *testing.T) {
 			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
 			want:  Actions{KillPod: true},
 		},
+		// Sidecars (restartable init containers).
+		{
+			name:  "sidecar not created yet: started, nothing after it",
+			pod:   testPod(podstatetest.WithSidecar("proxy"), withInit("i1")),
+			state: state(sb1),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "proxy", 0)}},
+		},
+		{
+			name:  "sidecar running: the next init container starts",
+			pod:   testPod(podstatetest.WithSidecar("proxy"), withInit("i1")),
+			state: state(sb1, ctr("s1", "sb1", initT, "proxy", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i1", 0)}},
+		},
+		{
+			name:  "sidecar running: the regular containers start",
+			pod:   testPod(podstatetest.WithSidecar("proxy")),
+			state: state(sb1, ctr("s1", "sb1", initT, "proxy", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 0)}},
+		},
+		{
+			name:  "sidecar running, init after it done: the regular containers start",
+			pod:   testPod(podstatetest.WithSidecar("proxy"), withInit("i1")),
+			state: state(sb1, ctr("s1", "sb1", initT, "proxy", running, 0, 0), ctr("c1", "sb1", initT, "i1", exited, 1, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 0)}},
+		},
+		{
+			name:  "sidecar started then failed the first time: restarted at once, regular containers start too",
+			pod:   testPod(podstatetest.WithSidecar("proxy")),
+			state: state(sb1, ctr("s1", "sb1", initT, "proxy", exited, 0, 1)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1), start(regT, 0, "app", 0)}},
+		},
+		{
+			name:  "sidecar exited 0: restarted all the same, whatever the pod's policy",
+			pod:   testPod(podstatetest.WithSidecar("proxy"), withPolicy(v1.RestartPolicyOnFailure)),
+			state: state(sb1, ctr("s1", "sb1", initT, "proxy", exited, 0, 0), ctr("c1", "sb1", regT, "app", running, 1, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1)}},
+		},
+		{
+			name:  "sidecar crashed again: backs off, the next init container still starts",
+			pod:   testPod(podstatetest.WithSidecar("proxy"), withInit("i1")),
+			state: state(sb1, ctr("s2", "sb1", initT, "proxy", exited, 1, 1)),
+			now:   t0.Add(3 * time.Second),
+			want: Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i1", 0)}, RequeueAfter: 9 * time.Second,
+				BackOff: []BackOffAction{{Type: initT, Name: "proxy", Until: t0.Add(12 * time.Second), Message: "back-off 10s restarting failed container=proxy pod=app_default(uid-1)"}}},
+		},
+		{
+			name:  "sidecar crashed again: backs off, the regular containers still start",
+			pod:   testPod(podstatetest.WithSidecar("proxy")),
+			state: state(sb1, ctr("s2", "sb1", initT, "proxy", exited, 1, 1)),
+			now:   t0.Add(3 * time.Second),
+			want: Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 0)}, RequeueAfter: 9 * time.Second,
+				BackOff: []BackOffAction{{Type: initT, Name: "proxy", Until: t0.Add(12 * time.Second), Message: "back-off 10s restarting failed container=proxy pod=app_default(uid-1)"}}},
+		},
+		{
+			name:  "sidecar created but never started: started as it is, blocks what follows",
+			pod:   testPod(podstatetest.WithSidecar("proxy"), withInit("i1")),
+			state: state(sb1, ctr("s1", "sb1", initT, "proxy", created, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{{Type: initT, Name: "proxy", CreatedID: "s1"}}},
+		},
+		{
+			name:  "sidecar started only in an older sandbox: started again in the new one, blocks what follows",
+			pod:   testPod(podstatetest.WithSidecar("proxy")),
+			state: state([]podstate.Sandbox{readySandbox("sb2", 1), deadSandbox("sb1", 0)}, ctr("s1", "sb1", initT, "proxy", exited, 0, 0)),
+			want:  Actions{SandboxID: "sb2", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1)}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := tc.now

@@ -103,7 +103,7 @@ func (w *Workers) processNext(ctx context.Context) bool {
 		w.queue.Forget(uid)
 	}
 	next := w.cfg.Resync
-	if after > 0 && after < next {
+	if after > 0 && (next == 0 || after < next) {
 		next = after
 	}
 	if next > 0 {

@@ -24,9 +24,8 @@ type Source struct {
 	informer cache.SharedIndexInformer
 }
 
-// New returns a Source for the pods with spec.nodeName = nodeName. onChange
-// is called with the UID of every pod added, updated or deleted.
-func New(client kubernetes.Interface, nodeName string, onChange func(types.UID)) (*Source, error) {
+// New returns a Source for the pods with spec.nodeName = nodeName.
+func New(client kubernetes.Interface, nodeName string) (*Source, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
@@ -40,6 +39,14 @@ func New(client kubernetes.Interface, nodeName string, onChange func(types.UID))
 	}}); err != nil {
 		return nil, fmt.Errorf("add pod UID index: %w", err)
 	}
+	return &Source{informer: inf}, nil
+}
+
+// OnChange makes the Source call onChange with the UID of every pod
+// added, updated or deleted, a deletion the watch missed included. It is
+// separate from New so that the Source can serve the pod cache to those
+// that onChange feeds (the sync loop) before they exist; call it before Run.
+func (s *Source) OnChange(onChange func(types.UID)) error {
 	notify := func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
@@ -48,14 +55,14 @@ func New(client kubernetes.Interface, nodeName string, onChange func(types.UID))
 			onChange(p.UID)
 		}
 	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := s.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    notify,
 		UpdateFunc: func(_, obj any) { notify(obj) },
 		DeleteFunc: notify,
 	}); err != nil {
-		return nil, fmt.Errorf("add pod event handler: %w", err)
+		return fmt.Errorf("add pod event handler: %w", err)
 	}
-	return &Source{informer: inf}, nil
+	return nil
 }
 
 // Run runs the informer until ctx ends.

@@ -1,0 +1,396 @@
+package podstate_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	criapitesting "k8s.io/cri-api/pkg/apis/testing"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
+	pt "github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
+)
+
+// criPod fills a fake CRI runtime with one pod's sandboxes and containers,
+// labelled and annotated by criconfig as the sync loop creates them, so
+// that the Observer reads them as it reads a real runtime's.
+type criPod struct {
+	rt  *criapitesting.FakeRuntimeService
+	pod *v1.Pod
+}
+
+// sandbox adds a sandbox created at the given time; ips are its network's
+// addresses, primary first.
+func (f criPod) sandbox(id string, attempt uint32, ready bool, created time.Time, ips ...string) {
+	state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	if ready {
+		state = runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	s := &criapitesting.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{
+		Id:        id,
+		Metadata:  &runtimeapi.PodSandboxMetadata{Name: f.pod.Name, Namespace: f.pod.Namespace, Uid: string(f.pod.UID), Attempt: attempt},
+		State:     state,
+		CreatedAt: created.UnixNano(),
+		Labels:    criconfig.SandboxLabels(f.pod),
+	}}
+	if len(ips) > 0 {
+		s.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: ips[0]}
+		for _, ip := range ips[1:] {
+			s.Network.AdditionalIps = append(s.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
+	}
+	f.rt.Lock()
+	defer f.rt.Unlock()
+	f.rt.Sandboxes[id] = s
+}
+
+// container adds a container of the pod's spec created at the given time,
+// started then unless only created, and finished a second later if
+// exited, with exit code exit. It returns the fake's record for the test
+// to change.
+func (f criPod) container(id, sandboxID string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, created time.Time, exit int32) *criapitesting.FakeContainer {
+	spec := podstate.ContainerSpec(f.pod, typ, name)
+	if spec == nil {
+		spec = &v1.Container{Name: name, Image: "localhost/unknown:test"}
+	}
+	c := &criapitesting.FakeContainer{SandboxID: sandboxID, ContainerStatus: runtimeapi.ContainerStatus{
+		Id:          id,
+		Metadata:    &runtimeapi.ContainerMetadata{Name: name, Attempt: uint32(attempt)},
+		State:       st,
+		CreatedAt:   created.UnixNano(),
+		Image:       &runtimeapi.ImageSpec{Image: "sha256:0123", UserSpecifiedImage: spec.Image},
+		ImageRef:    "sha256:0123",
+		ExitCode:    exit,
+		LogPath:     "/var/log/pods/" + id + ".log",
+		Labels:      criconfig.ContainerLabels(f.pod, name),
+		Annotations: criconfig.ContainerAnnotations(f.pod, spec, typ, attempt),
+	}}
+	if st != runtimeapi.ContainerState_CONTAINER_CREATED {
+		c.StartedAt = created.UnixNano()
+	}
+	if st == runtimeapi.ContainerState_CONTAINER_EXITED {
+		c.FinishedAt = created.Add(time.Second).UnixNano()
+	}
+	f.rt.Lock()
+	defer f.rt.Unlock()
+	f.rt.Containers[id] = c
+	return c
+}
+
+// callsTo counts the runtime's calls of one method so far.
+func callsTo(rt *criapitesting.FakeRuntimeService, method string) int {
+	n := 0
+	for _, c := range rt.GetCalls() {
+		if c == method {
+			n++
+		}
+	}
+	return n
+}
+
+func sandboxIDs(s *podstate.PodState) []string {
+	var out []string
+	for _, sb := range s.Sandboxes {
+		out = append(out, sb.ID)
+	}
+	return out
+}
+
+func containerIDs(s *podstate.PodState) []string {
+	var out []string
+	for _, c := range s.Containers {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+func TestObserverOnlyThePodsObjects(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := criapitesting.NewFakeRuntimeService()
+	pod := pt.Pod()
+	other := pt.Pod(func(p *v1.Pod) { p.Name, p.UID = "other", "uid-2" })
+	mine, theirs := criPod{rt, pod}, criPod{rt, other}
+	mine.sandbox("sb-mine", 0, true, pt.T0, "10.88.0.2")
+	mine.container("c-mine", "sb-mine", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	theirs.sandbox("sb-theirs", 0, true, pt.T0, "10.88.0.3")
+	theirs.container("c-theirs", "sb-theirs", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	// Labelled with the pod's UID but not by the agent (no container
+	// name): not the pod's.
+	stray := mine.container("c-stray", "sb-mine", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	delete(stray.Labels, criconfig.LabelContainerName)
+	// Without any label at all.
+	rt.Sandboxes["sb-bare"] = &criapitesting.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{Id: "sb-bare", State: runtimeapi.PodSandboxState_SANDBOX_READY}}
+	rt.Containers["c-bare"] = &criapitesting.FakeContainer{SandboxID: "sb-bare", ContainerStatus: runtimeapi.ContainerStatus{Id: "c-bare", State: pt.Running}}
+
+	st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sandboxIDs(st), []string{"sb-mine"}; !slices.Equal(got, want) {
+		t.Errorf("sandboxes %v, want %v", got, want)
+	}
+	if got, want := containerIDs(st), []string{"c-mine"}; !slices.Equal(got, want) {
+		t.Errorf("containers %v, want %v", got, want)
+	}
+}
+
+func TestObserverContainerFields(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := criapitesting.NewFakeRuntimeService()
+	pod := pt.Pod(pt.WithInit("setup"), pt.WithEphemeral("app", "debug"), func(p *v1.Pod) {
+		p.Spec.InitContainers[0].TerminationMessagePath = "/dev/termination-log"
+		p.Spec.InitContainers[0].TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
+	})
+	f := criPod{rt, pod}
+	f.sandbox("sb1", 0, true, pt.T0)
+	setup := f.container("c-setup", "sb1", pt.Init, "setup", pt.Exited, 0, pt.T0, 2)
+	setup.Reason, setup.Message = "Error", "exit status 2"
+	f.container("c-app", "sb1", pt.Regular, "app", pt.Running, 3, pt.T0.Add(time.Minute), 0)
+	// A runtime that predates CRI's user_specified_image reports the
+	// spec's image only on the listed container.
+	dbg := f.container("c-debug", "sb1", pt.Ephemeral, "debug", pt.Created, 0, pt.T0.Add(2*time.Minute), 0)
+	dbg.Image = &runtimeapi.ImageSpec{Image: "localhost/busybox:test"}
+
+	st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []podstate.Container{
+		{
+			ID: "c-debug", SandboxID: "sb1", Name: "debug", Type: pt.Ephemeral, Attempt: 0,
+			Hash: criconfig.HashContainer(podstate.ContainerSpec(pod, pt.Ephemeral, "debug")), State: pt.Created,
+			Image: "localhost/busybox:test", ImageRef: "sha256:0123", CreatedAt: pt.T0.Add(2 * time.Minute),
+			LogPath: "/var/log/pods/c-debug.log",
+		},
+		{
+			ID: "c-app", SandboxID: "sb1", Name: "app", Type: pt.Regular, Attempt: 3,
+			Hash: criconfig.HashContainer(&pod.Spec.Containers[0]), State: pt.Running,
+			Image: "localhost/distroless-app:test", ImageRef: "sha256:0123",
+			CreatedAt: pt.T0.Add(time.Minute), StartedAt: pt.T0.Add(time.Minute),
+			LogPath: "/var/log/pods/c-app.log",
+		},
+		{
+			ID: "c-setup", SandboxID: "sb1", Name: "setup", Type: pt.Init, Attempt: 0,
+			Hash: criconfig.HashContainer(&pod.Spec.InitContainers[0]), State: pt.Exited,
+			Image: "localhost/busybox:test", ImageRef: "sha256:0123",
+			CreatedAt: pt.T0, StartedAt: pt.T0, FinishedAt: pt.T0.Add(time.Second), ExitCode: 2,
+			// No termination message file, no log file to fall back
+			// on: the runtime's message.
+			Reason: "Error", Message: "exit status 2",
+			TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: string(v1.TerminationMessageFallbackToLogsOnError),
+			LogPath: "/var/log/pods/c-setup.log",
+		},
+	}
+	if len(st.Containers) != len(want) {
+		t.Fatalf("containers %v, want %d", containerIDs(st), len(want))
+	}
+	for i := range want {
+		got := st.Containers[i]
+		// Times come back from Unix nanoseconds in the local zone.
+		for _, tm := range []*time.Time{&got.CreatedAt, &got.StartedAt, &got.FinishedAt} {
+			if !tm.IsZero() {
+				*tm = tm.UTC()
+			}
+		}
+		if got != want[i] {
+			t.Errorf("container %d =\n  %+v\nwant\n  %+v", i, got, want[i])
+		}
+	}
+}
+
+func TestObserverSortsNewestFirst(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := criapitesting.NewFakeRuntimeService()
+	pod := pt.Pod()
+	f := criPod{rt, pod}
+	f.sandbox("sb-0", 0, false, pt.T0)
+	f.sandbox("sb-2", 2, true, pt.T0.Add(2*time.Minute))
+	f.sandbox("sb-1", 1, false, pt.T0.Add(time.Minute))
+	// Same creation time: the higher attempt is the newer.
+	f.sandbox("sb-1b", 5, false, pt.T0.Add(time.Minute))
+	f.container("c-mid", "sb-2", pt.Regular, "app", pt.Exited, 1, pt.T0.Add(3*time.Minute), 1)
+	f.container("c-new", "sb-2", pt.Regular, "app", pt.Running, 2, pt.T0.Add(4*time.Minute), 0)
+	f.container("c-old", "sb-1", pt.Regular, "app", pt.Exited, 0, pt.T0.Add(90*time.Second), 1)
+
+	st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sandboxIDs(st), []string{"sb-2", "sb-1b", "sb-1", "sb-0"}; !slices.Equal(got, want) {
+		t.Errorf("sandboxes %v, want %v", got, want)
+	}
+	if got, want := containerIDs(st), []string{"c-new", "c-mid", "c-old"}; !slices.Equal(got, want) {
+		t.Errorf("containers %v, want %v", got, want)
+	}
+}
+
+func TestObserverSandboxIPs(t *testing.T) {
+	type sb struct {
+		id    string
+		ready bool
+		ips   []string
+	}
+	for _, tc := range []struct {
+		name string
+		// sandboxes, oldest first
+		sandboxes []sb
+		wantIPs   map[string][]string // by sandbox ID; absent for none
+		// wantStatus is whether PodSandboxStatus is called: only for the
+		// newest sandbox, when it is ready.
+		wantStatus bool
+	}{
+		{
+			name:       "newest ready: its addresses, primary first",
+			sandboxes:  []sb{{"old", false, []string{"10.0.0.1"}}, {"new", true, []string{"10.0.0.2", "fd00::2"}}},
+			wantIPs:    map[string][]string{"new": {"10.0.0.2", "fd00::2"}},
+			wantStatus: true,
+		},
+		{
+			name:      "newest stopped: no addresses, even of an older ready one",
+			sandboxes: []sb{{"old", true, []string{"10.0.0.1"}}, {"new", false, []string{"10.0.0.2"}}},
+		},
+		{
+			name:       "host network: no addresses of its own",
+			sandboxes:  []sb{{"new", true, nil}},
+			wantStatus: true,
+		},
+		{
+			name: "no sandbox",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			rt := criapitesting.NewFakeRuntimeService()
+			pod := pt.Pod()
+			f := criPod{rt, pod}
+			for i, s := range tc.sandboxes {
+				f.sandbox(s.id, uint32(i), s.ready, pt.T0.Add(time.Duration(i)*time.Minute), s.ips...)
+			}
+			st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range st.Sandboxes {
+				if want := tc.wantIPs[s.ID]; !slices.Equal(s.IPs, want) {
+					t.Errorf("sandbox %s IPs %v, want %v", s.ID, s.IPs, want)
+				}
+			}
+			want := 0
+			if tc.wantStatus {
+				want = 1
+			}
+			if n := callsTo(rt, "PodSandboxStatus"); n != want {
+				t.Errorf("PodSandboxStatus called %d times, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestObserverCachesContainerStatus(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := criapitesting.NewFakeRuntimeService()
+	pod := pt.Pod(pt.WithSidecar("proxy"))
+	other := pt.Pod(func(p *v1.Pod) { p.Name, p.UID = "other", "uid-2" })
+	f, g := criPod{rt, pod}, criPod{rt, other}
+	f.sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
+	app := f.container("c-app", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	f.container("c-proxy", "sb1", pt.Init, "proxy", pt.Exited, 0, pt.T0, 1)
+	g.sandbox("sb2", 0, true, pt.T0, "10.88.0.3")
+	g.container("c-other", "sb2", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	obs := podstate.NewObserver(rt)
+
+	// observe returns the pod's state and how many ContainerStatus calls
+	// reading it took.
+	observe := func(uid types.UID) (*podstate.PodState, int) {
+		t.Helper()
+		before := callsTo(rt, "ContainerStatus")
+		st, err := obs.Observe(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, callsTo(rt, "ContainerStatus") - before
+	}
+	stateOf := func(st *podstate.PodState, id string) *podstate.Container {
+		for i := range st.Containers {
+			if st.Containers[i].ID == id {
+				return &st.Containers[i]
+			}
+		}
+		t.Fatalf("container %s missing from %v", id, containerIDs(st))
+		return nil
+	}
+
+	if _, n := observe(pod.UID); n != 2 {
+		t.Errorf("first observation: %d ContainerStatus calls, want 2", n)
+	}
+	if _, n := observe(pod.UID); n != 0 {
+		t.Errorf("nothing changed: %d ContainerStatus calls, want 0", n)
+	}
+
+	rt.Lock()
+	app.State, app.FinishedAt, app.ExitCode = pt.Exited, pt.T0.Add(time.Hour).UnixNano(), 137
+	rt.Unlock()
+	st, n := observe(pod.UID)
+	if n != 1 {
+		t.Errorf("one container exited: %d ContainerStatus calls, want 1", n)
+	}
+	if c := stateOf(st, "c-app"); c.State != pt.Exited || c.ExitCode != 137 {
+		t.Errorf("exited container read as %v exit %d, want exited 137", c.State, c.ExitCode)
+	}
+
+	// Another pod's observation keeps this pod's cache.
+	if _, n := observe(other.UID); n != 1 {
+		t.Errorf("other pod: %d ContainerStatus calls, want 1", n)
+	}
+	if _, n := observe(pod.UID); n != 0 {
+		t.Errorf("after the other pod's observation: %d ContainerStatus calls, want 0", n)
+	}
+
+	// A container that vanished is forgotten: should its ID come back, it
+	// is read again rather than answered from a stale entry.
+	rt.Lock()
+	proxy := rt.Containers["c-proxy"]
+	delete(rt.Containers, "c-proxy")
+	rt.Unlock()
+	if st, n := observe(pod.UID); n != 0 || len(st.Containers) != 1 {
+		t.Errorf("after a removal: %d ContainerStatus calls, containers %v; want 0, [c-app]", n, containerIDs(st))
+	}
+	rt.Lock()
+	proxy.ExitCode = 3
+	rt.Containers["c-proxy"] = proxy
+	rt.Unlock()
+	st, n = observe(pod.UID)
+	if n != 1 {
+		t.Errorf("container back under the same ID: %d ContainerStatus calls, want 1", n)
+	}
+	if c := stateOf(st, "c-proxy"); c.ExitCode != 3 {
+		t.Errorf("exit code %d read from a stale cache entry, want 3", c.ExitCode)
+	}
+}
+
+func TestObserverErrors(t *testing.T) {
+	for _, method := range []string{"ListPodSandbox", "ListContainers", "PodSandboxStatus", "ContainerStatus"} {
+		t.Run(method, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			rt := criapitesting.NewFakeRuntimeService()
+			pod := pt.Pod()
+			f := criPod{rt, pod}
+			f.sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
+			f.container("c1", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+			injected := errors.New("runtime unavailable")
+			rt.InjectError(method, injected)
+			// An unreadable runtime is an unknown state, never an empty
+			// one: the sync loop must not take it for a pod with nothing.
+			st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
+			if !errors.Is(err, injected) || st != nil {
+				t.Errorf("Observe = %v, %v; want nil and the runtime's error", st, err)
+			}
+		})
+	}
+}

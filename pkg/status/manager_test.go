@@ -1,0 +1,428 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2/ktesting"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
+)
+
+// managerNode is the node the managers under test report for.
+var managerNode = NodeInfo{HostIPs: []string{"192.0.2.10"}, RuntimeName: "containerd"}
+
+// podCache stands for the agent's informer cache, which the Manager reads
+// to know what the API holds. Tests change it by hand, as watch events
+// would.
+type podCache struct {
+	mu   sync.Mutex
+	pods map[types.UID]*v1.Pod
+}
+
+func (c *podCache) GetPodByUID(uid types.UID) (*v1.Pod, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pods[uid]
+	return p, ok
+}
+
+func (c *podCache) set(p *v1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pods[p.UID] = p
+}
+
+func (c *podCache) remove(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pods, uid)
+}
+
+// newTestManager returns a Manager whose API server and cache both hold
+// pod, and whose clock stands still at T0 so that equal states compute
+// equal statuses.
+func newTestManager(t *testing.T, pod *v1.Pod) (*Manager, *fake.Clientset, *podCache) {
+	t.Helper()
+	client := fake.NewClientset(pod.DeepCopy())
+	cache := &podCache{pods: map[types.UID]*v1.Pod{}}
+	cache.set(pod.DeepCopy())
+	m := NewManager(client, cache, managerNode, clocktesting.NewFakeClock(podstatetest.T0))
+	t.Cleanup(m.queue.ShutDown)
+	return m, client, cache
+}
+
+// stateWithIP is the pod running its one container in a ready sandbox of
+// that address; states differing only in the address give statuses that
+// are easy to tell apart.
+func stateWithIP(ip string) *podstate.PodState {
+	sb := podstatetest.ReadySandbox("sb1", 0)
+	sb.IPs = []string{ip}
+	return podstatetest.State([]podstate.Sandbox{sb},
+		podstatetest.Ctr("c1", "sb1", podstatetest.Regular, "app", podstatetest.Running, 0, 0))
+}
+
+// statusPatches returns the patches of pods/status the client received.
+func statusPatches(client *fake.Clientset) []clienttesting.PatchAction {
+	var out []clienttesting.PatchAction
+	for _, a := range client.Actions() {
+		if p, ok := a.(clienttesting.PatchAction); ok && a.GetSubresource() == "status" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// decodePatch reads a patch's JSON into maps, to look at what it carries
+// rather than at its byte layout.
+func decodePatch(t *testing.T, p clienttesting.PatchAction) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(p.GetPatch(), &m); err != nil {
+		t.Fatalf("patch %s is not JSON: %v", p.GetPatch(), err)
+	}
+	return m
+}
+
+// apiPod returns the pod as the fake API server holds it.
+func apiPod(ctx context.Context, t *testing.T, client *fake.Clientset, p *v1.Pod) *v1.Pod {
+	t.Helper()
+	got, err := client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get pod: %v", err)
+	}
+	return got
+}
+
+// runManager runs m until the test ends, and waits for it to return then.
+func runManager(ctx context.Context, t *testing.T, m *Manager) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Run(ctx, 2); close(done) }()
+	stop = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(wait.ForeverTestTimeout):
+			t.Error("Run did not return after its context ended")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// poll waits until cond holds, failing the test with what after the
+// timeout.
+func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// pending reports whether m still holds a status to send for the pod.
+func pending(m *Manager, uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.desired[uid]
+	return ok
+}
+
+func TestManagerCoalescesUpdates(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod()
+	m, client, _ := newTestManager(t, pod)
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		m.SetPodStatus(pod, stateWithIP(ip), nil)
+	}
+	if n := m.queue.Len(); n != 1 {
+		t.Errorf("queue holds %d entries for one pod, want 1", n)
+	}
+	stop := runManager(ctx, t, m)
+	poll(ctx, t, "no status patch", func() bool { return len(statusPatches(client)) > 0 })
+	// Only one update was queued: once the sender is stopped no second
+	// patch can be in flight.
+	stop()
+	patches := statusPatches(client)
+	if len(patches) != 1 {
+		t.Fatalf("%d status patches, want 1", len(patches))
+	}
+	status, _ := decodePatch(t, patches[0])["status"].(map[string]any)
+	if got := status["podIP"]; got != "10.0.0.3" {
+		t.Errorf("patched podIP %v, want the newest, 10.0.0.3", got)
+	}
+	got := apiPod(ctx, t, client, pod)
+	if got.Status.PodIP != "10.0.0.3" || got.Status.Phase != v1.PodRunning {
+		t.Errorf("API holds podIP %q phase %q, want 10.0.0.3 Running", got.Status.PodIP, got.Status.Phase)
+	}
+}
+
+func TestManagerPatchShape(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod()
+	m, client, cache := newTestManager(t, pod)
+	// The cache already holds the status of 10.0.0.1; only the address
+	// changes.
+	cached := pod.DeepCopy()
+	cached.Status = Compute(pod, stateWithIP("10.0.0.1"), nil, managerNode, podstatetest.T0)
+	cache.set(cached)
+	m.SetPodStatus(cached, stateWithIP("10.0.0.2"), nil)
+	if err := m.send(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	patches := statusPatches(client)
+	if len(patches) != 1 {
+		t.Fatalf("%d status patches, want 1", len(patches))
+	}
+	p := patches[0]
+	if p.GetPatchType() != types.StrategicMergePatchType {
+		t.Errorf("patch type %s, want %s", p.GetPatchType(), types.StrategicMergePatchType)
+	}
+	if p.GetNamespace() != pod.Namespace || p.GetName() != pod.Name || p.GetResource().Resource != "pods" {
+		t.Errorf("patched %s %s/%s, want pods %s/%s", p.GetResource().Resource, p.GetNamespace(), p.GetName(), pod.Namespace, pod.Name)
+	}
+	body := decodePatch(t, p)
+	// The UID is the precondition: the API server refuses the patch when a
+	// pod of the same name but another UID replaced this one.
+	meta, _ := body["metadata"].(map[string]any)
+	if len(meta) != 1 || meta["uid"] != string(pod.UID) {
+		t.Errorf("patch metadata %v, want exactly uid %s", meta, pod.UID)
+	}
+	status, _ := body["status"].(map[string]any)
+	if status["podIP"] != "10.0.0.2" {
+		t.Errorf("patch status.podIP %v, want 10.0.0.2", status["podIP"])
+	}
+	// A two-way patch from the cached status carries the change only.
+	for _, unchanged := range []string{"phase", "startTime", "qosClass", "containerStatuses", "hostIP"} {
+		if _, ok := status[unchanged]; ok {
+			t.Errorf("patch carries unchanged status.%s: %s", unchanged, p.GetPatch())
+		}
+	}
+}
+
+func TestManagerSendsOnlyChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// cache returns what the cache holds for the pod whose status is
+		// set; nil when the pod is gone from it.
+		cache func(pod *v1.Pod, st *podstate.PodState) *v1.Pod
+	}{
+		{
+			name: "status equal to the cached pod's",
+			cache: func(pod *v1.Pod, st *podstate.PodState) *v1.Pod {
+				p := pod.DeepCopy()
+				p.Status = Compute(pod, st, nil, managerNode, podstatetest.T0)
+				return p
+			},
+		},
+		{
+			name:  "pod gone from the cache",
+			cache: func(*v1.Pod, *podstate.PodState) *v1.Pod { return nil },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			pod := podstatetest.Pod()
+			m, client, cache := newTestManager(t, pod)
+			st := stateWithIP("10.0.0.1")
+			cached := tc.cache(pod, st)
+			if cached == nil {
+				cache.remove(pod.UID)
+				cached = pod
+			} else {
+				cache.set(cached)
+			}
+			client.ClearActions()
+			m.SetPodStatus(cached, st, nil)
+			if err := m.send(ctx, pod.UID); err != nil {
+				t.Fatal(err)
+			}
+			if a := client.Actions(); len(a) != 0 {
+				t.Errorf("API calls %v, want none", a)
+			}
+		})
+	}
+}
+
+func TestManagerForgetsPodOnNotFoundOrConflict(t *testing.T) {
+	gr := schema.GroupResource{Resource: "pods"}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"pod deleted", apierrors.NewNotFound(gr, "app")},
+		{"pod replaced: UID precondition failed", apierrors.NewConflict(gr, "app", nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			pod := podstatetest.Pod()
+			m, client, _ := newTestManager(t, pod)
+			client.PrependReactor("patch", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
+				return true, nil, tc.err
+			})
+			m.SetPodStatus(pod, stateWithIP("10.0.0.1"), nil)
+			// nil tells Run the status is done with: it is not retried.
+			if err := m.send(ctx, pod.UID); err != nil {
+				t.Fatalf("send = %v, want nil", err)
+			}
+			if pending(m, pod.UID) {
+				t.Error("pending status kept after the pod is gone")
+			}
+			if err := m.send(ctx, pod.UID); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(statusPatches(client)); n != 1 {
+				t.Errorf("%d status patches, want 1", n)
+			}
+		})
+	}
+}
+
+func TestManagerRetriesUntilItLands(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod()
+	m, client, _ := newTestManager(t, pod)
+	var failures atomic.Int32
+	client.PrependReactor("patch", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if failures.Add(1) <= 2 {
+			return true, nil, apierrors.NewInternalError(context.DeadlineExceeded)
+		}
+		return false, nil, nil // on to the object tracker
+	})
+	m.SetPodStatus(pod, stateWithIP("10.0.0.1"), nil)
+	runManager(ctx, t, m)
+	poll(ctx, t, "status never landed", func() bool {
+		p, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && p.Status.PodIP == "10.0.0.1"
+	})
+	if n := len(statusPatches(client)); n != 3 {
+		t.Errorf("%d status patches, want 3 (two failures, then success)", n)
+	}
+	poll(ctx, t, "backoff not reset after success", func() bool { return m.queue.NumRequeues(pod.UID) == 0 })
+}
+
+// A newer status set while the sender backs off is the one that lands: the
+// last status is never lost.
+func TestManagerRetrySendsNewestStatus(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod()
+	m, client, _ := newTestManager(t, pod)
+	var failures atomic.Int32
+	client.PrependReactor("patch", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if failures.Add(1) <= 1 {
+			return true, nil, apierrors.NewServiceUnavailable("etcd leader election")
+		}
+		return false, nil, nil
+	})
+	m.SetPodStatus(pod, stateWithIP("10.0.0.1"), nil)
+	runManager(ctx, t, m)
+	poll(ctx, t, "no first attempt", func() bool { return failures.Load() >= 1 })
+	m.SetPodStatus(pod, stateWithIP("10.0.0.2"), nil)
+	poll(ctx, t, "newest status never landed", func() bool {
+		p, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && p.Status.PodIP == "10.0.0.2"
+	})
+}
+
+func TestManagerDeletePod(t *testing.T) {
+	gr := schema.GroupResource{Resource: "pods"}
+	failWith := func(verb string, err error) func(*fake.Clientset) {
+		return func(c *fake.Clientset) {
+			c.PrependReactor(verb, "pods", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, err })
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		setStatus  bool
+		react      func(*fake.Clientset)
+		wantErr    bool
+		wantVerbs  []string
+		wantGone   bool
+		wantStatus string // podIP the API ends with; "" to skip
+	}{
+		{name: "final status, then delete", setStatus: true, wantVerbs: []string{"patch", "delete"}, wantGone: true},
+		{name: "no pending status: delete only", wantVerbs: []string{"delete"}, wantGone: true},
+		{name: "already deleted", setStatus: true, react: failWith("delete", apierrors.NewNotFound(gr, "app")), wantVerbs: []string{"patch", "delete"}, wantStatus: "10.0.0.9"},
+		{name: "replaced by a pod of the same name", setStatus: true, react: failWith("delete", apierrors.NewConflict(gr, "app", nil)), wantVerbs: []string{"patch", "delete"}, wantStatus: "10.0.0.9"},
+		{name: "delete fails", setStatus: true, react: failWith("delete", apierrors.NewInternalError(context.DeadlineExceeded)), wantErr: true, wantVerbs: []string{"patch", "delete"}},
+		{name: "final status fails: no delete", setStatus: true, react: failWith("patch", apierrors.NewInternalError(context.DeadlineExceeded)), wantErr: true, wantVerbs: []string{"patch"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			pod := podstatetest.Pod()
+			m, client, _ := newTestManager(t, pod)
+			if tc.react != nil {
+				tc.react(client)
+			}
+			if tc.setStatus {
+				m.SetPodStatus(pod, stateWithIP("10.0.0.9"), nil)
+			}
+			client.ClearActions()
+			err := m.DeletePod(ctx, pod)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("DeletePod = %v, want error %v", err, tc.wantErr)
+			}
+			var verbs []string
+			for _, a := range client.Actions() {
+				verbs = append(verbs, a.GetVerb())
+				if d, ok := a.(clienttesting.DeleteAction); ok {
+					opts := d.GetDeleteOptions()
+					if opts.GracePeriodSeconds == nil || *opts.GracePeriodSeconds != 0 {
+						t.Errorf("delete grace period %v, want 0", opts.GracePeriodSeconds)
+					}
+					if opts.Preconditions == nil || opts.Preconditions.UID == nil || *opts.Preconditions.UID != pod.UID {
+						t.Errorf("delete preconditions %+v, want UID %s", opts.Preconditions, pod.UID)
+					}
+				}
+			}
+			if !slices.Equal(verbs, tc.wantVerbs) {
+				t.Errorf("API calls %v, want %v", verbs, tc.wantVerbs)
+			}
+			_, getErr := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			if tc.wantGone && !apierrors.IsNotFound(getErr) {
+				t.Errorf("pod still in the API (get: %v)", getErr)
+			}
+			if tc.wantStatus != "" {
+				if got := apiPod(ctx, t, client, pod).Status.PodIP; got != tc.wantStatus {
+					t.Errorf("final status podIP %q, want %q", got, tc.wantStatus)
+				}
+			}
+		})
+	}
+}
+
+func TestManagerForgetPod(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod()
+	m, client, _ := newTestManager(t, pod)
+	m.SetPodStatus(pod, stateWithIP("10.0.0.1"), nil)
+	m.ForgetPod(pod.UID)
+	client.ClearActions()
+	// The pod is still queued; its turn must find nothing to send.
+	if err := m.send(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if a := client.Actions(); len(a) != 0 {
+		t.Errorf("API calls %v after ForgetPod, want none", a)
+	}
+}
