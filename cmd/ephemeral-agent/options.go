@@ -27,6 +27,7 @@ type options struct {
 	nodeLabels               map[string]string
 	containerRuntimeEndpoint string
 	runtimeRequestTimeout    time.Duration
+	imagePullTimeout         time.Duration
 	rootDir                  string
 	podLogsDir               string
 	address                  string
@@ -62,6 +63,7 @@ func defaultOptions() *options {
 	return &options{
 		containerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
 		runtimeRequestTimeout:    2 * time.Minute,
+		imagePullTimeout:         2 * time.Minute,
 		rootDir:                  "/var/lib/ephemeral-agent",
 		podLogsDir:               "/var/log/pods",
 		address:                  "0.0.0.0",
@@ -94,6 +96,10 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringToStringVar(&o.nodeLabels, "node-labels", o.nodeLabels, "Labels to add when registering the node, as key=value pairs separated by ','.")
 	fs.StringVar(&o.containerRuntimeEndpoint, "container-runtime-endpoint", o.containerRuntimeEndpoint, "The endpoint of the CRI runtime service, e.g. unix:///run/containerd/containerd.sock.")
 	fs.DurationVar(&o.runtimeRequestTimeout, "runtime-request-timeout", o.runtimeRequestTimeout, "Timeout of CRI requests, except long-running ones (pull, logs, exec, attach).")
+	// The kubelet has no such flag (its pulls have no deadline but
+	// containerd's image_pull_progress_timeout); the default is that of
+	// --runtime-request-timeout.
+	fs.DurationVar(&o.imagePullTimeout, "image-pull-timeout", o.imagePullTimeout, "Longest time one image pull may take; a pull still running then fails with ErrImagePull and the pod's image pull backoff applies (layers already fetched are kept for the retry). Raise it for large images on slow registries. Pulls run in the background, one at a time per image and pull credentials: a pod waiting for one shows the Waiting reason Pulling and holds no pod sync worker.")
 	fs.StringVar(&o.rootDir, "root-dir", o.rootDir, "Directory for the agent's files (durable records, volumes).")
 	fs.StringVar(&o.podLogsDir, "pod-logs-dir", o.podLogsDir, "Directory under which container logs are written, one NAMESPACE_NAME_UID directory per pod.")
 	fs.StringVar(&o.address, "address", o.address, "IP address the agent API listens on (0.0.0.0 for all interfaces).")
@@ -195,6 +201,7 @@ func (o *options) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"--runtime-request-timeout":      o.runtimeRequestTimeout,
+		"--image-pull-timeout":           o.imagePullTimeout,
 		"--node-status-update-frequency": o.nodeStatusUpdateFreq,
 		"--node-status-report-frequency": o.nodeStatusReportFreq,
 		"--sync-frequency":               o.syncFrequency,

@@ -33,6 +33,27 @@ func TestDefaultsFollowTheKubelet(t *testing.T) {
 	if o.debugAuditLog != "" {
 		t.Errorf("--debug-audit-log defaults to %q, want none", o.debugAuditLog)
 	}
+	// The kubelet's --runtime-request-timeout default.
+	if o.imagePullTimeout != 2*time.Minute {
+		t.Errorf("--image-pull-timeout defaults to %s, want 2m", o.imagePullTimeout)
+	}
+}
+
+func TestImagePullTimeout(t *testing.T) {
+	valid := []string{"--kubeconfig=k", "--node-name=n", "--node-ip=127.0.0.1"}
+	o := parse(t, append(valid, "--image-pull-timeout=10m")...)
+	if o.imagePullTimeout != 10*time.Minute {
+		t.Errorf("--image-pull-timeout=10m parsed as %s", o.imagePullTimeout)
+	}
+	if err := o.validate(); err != nil {
+		t.Errorf("--image-pull-timeout=10m: %v", err)
+	}
+	for _, v := range []string{"0s", "-1m"} {
+		err := parse(t, append(valid, "--image-pull-timeout="+v)...).validate()
+		if err == nil || !strings.Contains(err.Error(), "--image-pull-timeout must be positive") {
+			t.Errorf("--image-pull-timeout=%s: error %v, want it refused", v, err)
+		}
+	}
 }
 
 func TestCertDirDefault(t *testing.T) {

@@ -71,9 +71,16 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if pm.source, err = podsource.New(client, o.nodeName); err != nil {
 		return nil, err
 	}
-	observer := podstate.NewObserver(runtime)
+	// Start records live in the pods' directories beside their volumes, so
+	// they go with the pod's directory, and only then.
+	records := podstate.NewRecordStore(filepath.Join(o.rootDir, "pods"))
+	observer := podstate.NewObserver(runtime, podstate.WithRecords(records))
 	pm.lookup = podstate.NewLookup(pm.source, observer)
-	pm.status = status.NewManager(client, pm.source, status.NodeInfo{HostIPs: []string{o.nodeIP}, RuntimeName: runtimeName}, clk)
+	pm.status = status.NewManager(client, pm.source, recorder, status.NodeInfo{HostIPs: []string{o.nodeIP}, RuntimeName: runtimeName}, clk)
+	// Pulls start only in syncs, which run starts after pm.workers is set
+	// below: a finished pull always has workers to enqueue its pods with.
+	pulls := images.NewBackground(ctx, images.NewPuller(imageService, recorder, images.NewBackoff()), o.imagePullTimeout,
+		func(uid types.UID) { pm.workers.Enqueue(uid) })
 	pm.syncer = kuberuntime.NewSyncer(kuberuntime.Config{
 		PodLogsDir: o.podLogsDir,
 		RootDir:    o.rootDir,
@@ -84,12 +91,13 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	}, kuberuntime.Deps{
 		Runtime:  runtime,
 		Pods:     pm.source,
-		Images:   images.NewPuller(imageService, recorder, images.NewBackoff()),
+		Images:   pulls,
 		Volumes:  volumes{pm.volumes},
 		Secrets:  api,
 		Status:   pm.status,
 		Recorder: recorder,
 		Clock:    clk,
+		Records:  records,
 		Observer: observer,
 		Metrics:  kuberuntime.NewMetrics(reg),
 	})

@@ -20,8 +20,29 @@
 //
 // Pull policy Always pulls on every call, as the kubelet does on every
 // container (re)start; the runtime resolves the tag and only fetches layers
-// it lacks. Pulls of the same image by concurrent callers run in parallel
-// (the kubelet's serializeImagePulls=false); nothing is queued here.
+// it lacks.
+//
+// Puller pulls inline, in the caller's goroutine, bounded only by the
+// caller's context; pulls of the same image by concurrent callers run in
+// parallel (the kubelet's serializeImagePulls=false). Background, which the
+// agent uses, wraps a Puller so that no pull holds its caller: what needs no
+// registry (a present image under IfNotPresent or Never, one ImageStatus
+// call; ErrImageNeverPull; an invalid name; an open backoff window) is
+// answered at once as Puller answers it, and anything else returns a
+// *PullingError (Waiting reason Pulling, `pulling image "X"`) at once while
+// the pull runs in its own goroutine. One pull runs at a time per image and
+// set of credentials (callers with the same ones join it; other images, or
+// the same image with other credentials, pull in parallel), and each is
+// bounded by a deadline (the agent's --image-pull-timeout): one that
+// outlives it fails with ErrImagePull and opens the backoff window like any
+// failed pull. When a pull ends, a callback is told the UIDs of the pods
+// that waited (the agent re-syncs them) and each waiting container's next
+// call returns the result. The pull's Events (Pulling, Pulled, Failed) are
+// recorded once, on the container that started it. ForgetPod ends a pod's
+// waits and cancels a pull no one waits for any more, with no Failed Event;
+// on Puller and Background alike it drops the pod's backoff windows. The
+// kubelet has no Pulling reason: its pulls hold the pod's sync, and the
+// container shows ContainerCreating meanwhile.
 //
 // Registry credentials come from the pod's image pull secrets only
 // (kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg), matched

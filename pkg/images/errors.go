@@ -1,5 +1,7 @@
 package images
 
+import "fmt"
+
 // Container Waiting reasons for image failures, as the kubelet's.
 const (
 	// ReasonErrImagePull: the pull failed.
@@ -20,6 +22,9 @@ const (
 	// ReasonSignatureValidationFailed: the runtime rejected the image's
 	// signature (CRI error prefix SignatureValidationFailed).
 	ReasonSignatureValidationFailed = "SignatureValidationFailed"
+	// ReasonPulling: Background is pulling the image; not a failure. The
+	// kubelet has no such Waiting reason (its pulls block the pod's sync).
+	ReasonPulling = "Pulling"
 )
 
 // Error is an image failure that a container status shows as Waiting: Reason
@@ -40,3 +45,18 @@ func (e *Error) Reason() string { return e.reason }
 // Unwrap returns the underlying cause (the runtime's or the parser's
 // error), if any.
 func (e *Error) Unwrap() error { return e.err }
+
+// PullingError is Background's answer while the image is being pulled: the
+// container waits with Reason Pulling and the message `pulling image "X"`.
+// It is no failure: no Event goes with it and no backoff window opens. Find
+// it with errors.As.
+type PullingError struct {
+	// Image is the image as written in the pod spec.
+	Image string
+}
+
+// Error returns the message for the container's Waiting state.
+func (e *PullingError) Error() string { return fmt.Sprintf("pulling image %q", e.Image) }
+
+// Reason returns ReasonPulling.
+func (e *PullingError) Reason() string { return ReasonPulling }

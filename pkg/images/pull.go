@@ -13,20 +13,34 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// pull pulls spec unless a recent failure for this pod and image holds it in
-// backoff.
-func (p *Puller) pull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, name imageName, spec *runtimeapi.ImageSpec, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+// pullPlan is a pull EnsureImage decided to make: the image is to be pulled
+// and the pod is not in backoff for it.
+type pullPlan struct {
+	// ref is the container the pull's Events are about (nil: none).
+	ref *v1.ObjectReference
+	// image is as written in the pod spec: Events, messages and the
+	// backoff key use it.
+	image         string
+	spec          *runtimeapi.ImageSpec
+	creds         []credential
+	sandboxConfig *runtimeapi.PodSandboxConfig
+	// backoffKey is the pod's window for this image.
+	backoffKey string
+}
+
+// planPull reads the credentials for the image and, unless a recent failure
+// for this pod and image holds it in backoff, returns the pull to make.
+func (p *Puller) planPull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, name imageName, spec *runtimeapi.ImageSpec, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (*pullPlan, error) {
 	logger := klog.FromContext(ctx)
 	creds, err := credentialsFromSecrets(pullSecrets)
 	if err != nil {
 		logger.V(2).Info("Unable to read image pull secrets", "err", err)
-		return "", &Error{reason: ReasonErrImagePull, message: err.Error(), err: err}
+		return nil, &Error{reason: ReasonErrImagePull, message: err.Error(), err: err}
 	}
 	creds = matchCredentials(creds, name.repository())
 
-	clock := p.backoff.Clock
 	key := backoffKey(pod.GetUID(), image)
-	if p.backoff.IsInBackOffSinceUpdate(key, clock.Now()) {
+	if p.backoff.IsInBackOffSinceUpdate(key, p.backoff.Clock.Now()) {
 		msg := fmt.Sprintf("Back-off pulling image %q", image)
 		p.event(ref, v1.EventTypeNormal, eventBackOff, msg)
 		if last, ok := p.failures.Load(key); ok {
@@ -34,28 +48,48 @@ func (p *Puller) pull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod,
 			msg = fmt.Sprintf("%s: %s", msg, last)
 		}
 		logger.V(3).Info("Image pull in back-off")
-		return "", &Error{reason: ReasonImagePullBackOff, message: msg}
+		return nil, &Error{reason: ReasonImagePullBackOff, message: msg}
 	}
-	p.failures.Delete(key)
+	return &pullPlan{ref: ref, image: image, spec: spec, creds: creds, sandboxConfig: sandboxConfig, backoffKey: key}, nil
+}
+
+// execute makes the pull: the Pulling Event, the pull, then the Pulled or
+// the Failed Event. timeout > 0 bounds the PullImage calls (all credentials
+// together); a pull that outlives it is a failure like any other. A failure
+// is returned as an *Error, whose backoff window the caller opens with
+// recordFailure (for one pod or several). A pull abandoned because ctx ended
+// is no failure: it records no Failed Event and returns a plain error
+// wrapping ctx's cause.
+func (p *Puller) execute(ctx context.Context, plan *pullPlan, timeout time.Duration) (string, error) {
+	logger := klog.FromContext(ctx)
+	clock := p.backoff.Clock
+	image, ref := plan.image, plan.ref
 
 	p.event(ref, v1.EventTypeNormal, eventPulling, fmt.Sprintf("Pulling image %q", image))
-	logger.V(2).Info("Started pulling image", "pullSecrets", secretNames(creds))
+	logger.V(2).Info("Started pulling image", "pullSecrets", secretNames(plan.creds), "timeout", timeout)
 	start := clock.Now()
-	imageRef, err := p.pullWith(ctx, spec, authConfigs(creds), sandboxConfig)
+	pullCtx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		pullCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	imageRef, err := p.pullWith(pullCtx, plan.spec, authConfigs(plan.creds), plan.sandboxConfig)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Abandoned, not failed: the pod or the agent is going away.
-			logger.V(4).Info("Image pull abandoned", "err", err)
+			logger.V(4).Info("Image pull abandoned", "err", err, "cause", context.Cause(ctx))
 			return "", fmt.Errorf("pull of image %q abandoned: %w", image, context.Cause(ctx))
 		}
+		if pullCtx.Err() != nil {
+			err = fmt.Errorf("pull did not finish within %v: %w", timeout, err)
+		}
 		p.event(ref, v1.EventTypeWarning, eventFailed, fmt.Sprintf("Failed to pull image %q: %v", image, err))
-		p.backoff.Next(key, clock.Now())
 		reason, msg := classifyPullError(image, err)
-		p.failures.Store(key, reason+": "+msg)
-		logger.V(2).Info("Failed to pull image", "err", err, "backoff", p.backoff.Get(key))
+		logger.V(2).Info("Failed to pull image", "err", err)
 		return "", &Error{reason: reason, message: msg, err: err}
 	}
-	size := p.imageSize(ctx, spec)
+	size := p.imageSize(ctx, plan.spec)
 	// Pulls are never queued here, so the time including waiting is the
 	// pull's own.
 	took := clock.Since(start).Truncate(time.Millisecond)
@@ -64,6 +98,15 @@ func (p *Puller) pull(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod,
 	p.backoff.GC()
 	p.pruneFailures()
 	return imageRef, nil
+}
+
+// recordFailure opens the backoff window key (a pod and an image; doubled
+// if one was open before) after the pull failure e, whose reason and message
+// the ImagePullBackOff message repeats while the window lasts.
+func (p *Puller) recordFailure(ctx context.Context, key string, e *Error) {
+	p.backoff.Next(key, p.backoff.Clock.Now())
+	p.failures.Store(key, e.reason+": "+e.message)
+	klog.FromContext(ctx).V(4).Info("Image pull backoff", "key", key, "backoff", p.backoff.Get(key))
 }
 
 // pullWith tries each credential until one works; with none, it pulls

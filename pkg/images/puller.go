@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -48,6 +50,8 @@ type Puller struct {
 	// failures holds the last pull error per backoff key, as "Reason:
 	// message", which the kubelet appends to "Back-off pulling image" in
 	// the ImagePullBackOff message; pruned with the backoff's own entries.
+	// Every backoff entry has one (both are written by recordFailure), so
+	// ForgetPod finds a pod's entries here.
 	failures sync.Map // string → string
 }
 
@@ -64,6 +68,8 @@ func NewPuller(images ImageService, recorder Recorder, backoff *flowcontrol.Back
 // server's default for the image) and returns the image reference to create
 // the container with: the runtime's image ID (ImageStatus's Id for a present
 // image, PullImage's image ref after a pull; containerd gives the same ID).
+// A pull runs inline, in the caller's goroutine, with no deadline but ctx's;
+// Background runs them outside the caller instead.
 //
 // pod must not be nil. ref is the container the Events are about (fieldPath
 // spec.containers{NAME}, spec.initContainers{NAME} or
@@ -77,21 +83,32 @@ func NewPuller(images ImageService, recorder Recorder, backoff *flowcontrol.Back
 func (p *Puller) EnsureImage(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, policy v1.PullPolicy, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "image", image)
 	ctx = klog.NewContext(ctx, logger)
-	imageRef, err := p.ensure(ctx, ref, pod, image, policy, pullSecrets, sandboxConfig)
-	if e := (*Error)(nil); errors.As(err, &e) {
-		p.event(ref, v1.EventTypeWarning, eventFailed, "Error: "+e.Reason())
+	imageRef, plan, err := p.prepare(ctx, ref, pod, image, policy, pullSecrets, sandboxConfig)
+	if plan != nil {
+		imageRef, err = p.execute(ctx, plan, 0)
+		if e := (*Error)(nil); errors.As(err, &e) {
+			p.recordFailure(ctx, plan.backoffKey, e)
+		}
 	}
+	p.failedEvent(ref, err)
 	return imageRef, err
 }
 
-func (p *Puller) ensure(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, policy v1.PullPolicy, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+// prepare does what comes before a pull, none of which talks to a
+// registry: it parses the image, asks the runtime whether it has it when the
+// policy depends on that, applies the policy, reads the credentials and
+// checks the pod's backoff window. It either answers (imageRef or error,
+// plan nil) or returns the pull to make (plan non-nil, imageRef and error
+// empty). It records the Events of the answers it gives, except the final
+// "Error: REASON" one (failedEvent).
+func (p *Puller) prepare(ctx context.Context, ref *v1.ObjectReference, pod *v1.Pod, image string, policy v1.PullPolicy, pullSecrets []v1.Secret, sandboxConfig *runtimeapi.PodSandboxConfig) (string, *pullPlan, error) {
 	logger := klog.FromContext(ctx)
 	name, err := parseImageName(image)
 	if err != nil {
 		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", image, err)
 		p.event(ref, v1.EventTypeWarning, eventInspectFailed, msg)
 		logger.V(2).Info("Invalid image name", "err", err)
-		return "", &Error{reason: ReasonInvalidImageName, message: msg, err: err}
+		return "", nil, &Error{reason: ReasonInvalidImageName, message: msg, err: err}
 	}
 	spec := &runtimeapi.ImageSpec{Image: withDefaultTag(image, name), Annotations: maps.Clone(pod.GetAnnotations())}
 	if policy == "" {
@@ -106,21 +123,46 @@ func (p *Puller) ensure(ctx context.Context, ref *v1.ObjectReference, pod *v1.Po
 			msg := fmt.Sprintf("Failed to inspect image %q: %v", image, err)
 			p.event(ref, v1.EventTypeWarning, eventInspectFailed, msg)
 			logger.V(2).Info("Failed to inspect image", "err", err)
-			return "", &Error{reason: ReasonImageInspectError, message: msg, err: err}
+			return "", nil, &Error{reason: ReasonImageInspectError, message: msg, err: err}
 		}
 	}
 	switch decide(policy, id != "") {
 	case actionUsePresent:
 		p.event(ref, v1.EventTypeNormal, eventPulled, fmt.Sprintf("Container image %q already present on machine", image))
 		logger.V(4).Info("Image already present", "imageRef", id)
-		return id, nil
+		return id, nil, nil
 	case actionNeverPull:
 		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
 		p.event(ref, v1.EventTypeWarning, eventErrImageNeverPull, msg)
 		logger.V(2).Info("Image absent with pull policy Never")
-		return "", &Error{reason: ReasonErrImageNeverPull, message: msg}
+		return "", nil, &Error{reason: ReasonErrImageNeverPull, message: msg}
 	}
-	return p.pull(ctx, ref, pod, image, name, spec, pullSecrets, sandboxConfig)
+	plan, err := p.planPull(ctx, ref, pod, image, name, spec, pullSecrets, sandboxConfig)
+	if err != nil {
+		return "", nil, err
+	}
+	return "", plan, nil
+}
+
+// failedEvent records the Warning Event "Failed" with "Error: REASON" that
+// the kubelet's container start records for an image failure.
+func (p *Puller) failedEvent(ref *v1.ObjectReference, err error) {
+	if e := (*Error)(nil); errors.As(err, &e) {
+		p.event(ref, v1.EventTypeWarning, eventFailed, "Error: "+e.Reason())
+	}
+}
+
+// ForgetPod drops the backoff windows and failure messages of a pod that is
+// gone; a later pull for the same UID starts without a window.
+func (p *Puller) ForgetPod(uid types.UID) {
+	prefix := backoffKey(uid, "")
+	p.failures.Range(func(k, _ any) bool {
+		if key := k.(string); strings.HasPrefix(key, prefix) {
+			p.backoff.Reset(key)
+			p.failures.Delete(key)
+		}
+		return true
+	})
 }
 
 // imageID returns the runtime's ID for the image, empty when absent.

@@ -18,14 +18,25 @@
 //
 // # Exactly once
 //
-// Whether a container was started is read from the runtime, never from
-// memory: every container carries the pod UID, its name and its type in
-// CRI labels and annotations (package criconfig). An ephemeral container is
-// started only when no runtime container of its name exists for the pod,
-// in any state and any sandbox; one created but never started (the agent
-// died in between) is started, not created again; one that exited stays
-// exited. Restart counts and crash-loop backoff are derived from the
-// runtime's containers too, so an agent restart changes nothing.
+// Whether a container was started is read from what outlives the agent,
+// never from memory: every container carries the pod UID, its name and its
+// type in CRI labels and annotations (package criconfig), and an ephemeral
+// container also gets a durable start record (podstate.RecordStore, under
+// the pod's directory) once CreateContainer returned and before
+// StartContainer. An ephemeral container is created only when no witness
+// says it was: no runtime container of its name in any sandbox, no record,
+// and no container in the pod's reported status (podstate.EphemeralCreated).
+// One the runtime lost (crictl rm, a removed sandbox) is reported
+// terminated, with one ContainerLost Event, and never created again. At
+// least once holds too: a container created but never started is started,
+// not created again; one whose start the agent's own death aborted
+// (podstate.AbortedStart) is replaced, at most podstate.MaxReplacements
+// times, each counted in the record first; one whose start the runtime
+// refused stays exited. Ephemeral containers are planned first and apart
+// from the pod's own containers, so a pod stuck in Init, crash-looping or
+// whose volumes fail can still be debugged. Restart counts and crash-loop
+// backoff are derived from the runtime's containers too, so an agent
+// restart changes nothing.
 //
 // # Triggers and retries
 //

@@ -48,6 +48,9 @@ type Images interface {
 	// ImageUser returns the user the image runs as (uid or name), for
 	// runAsNonRoot checks.
 	ImageUser(ctx context.Context, imageRef string) (uid *int64, username string, err error)
+	// ForgetPod says the pod is being deleted or is gone: a pull only it
+	// waits for may stop.
+	ForgetPod(uid types.UID)
 }
 
 // Volumes prepares a pod's volumes and maps a container's volumeMounts to

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
@@ -33,9 +34,14 @@ type Actions struct {
 	SandboxID string
 	// ContainersToKill are running containers to stop before any start.
 	ContainersToKill []KillAction
-	// ContainersToStart, in order: at most one init container, or the
-	// regular containers, then ephemeral containers.
+	// ContainersToStart, in order: ephemeral containers first (a debugger
+	// never waits for the pod's own containers, which may be the trouble),
+	// then at most one init container, or the regular containers.
 	ContainersToStart []StartAction
+	// EphemeralLost names ephemeral containers that were created once (a
+	// witness says so) and that the runtime no longer has: they are never
+	// created again, and the loss is told once.
+	EphemeralLost []string
 	// BackOff lists containers that must restart but wait for their
 	// crash-loop backoff; the status shows them as CrashLoopBackOff.
 	BackOff []BackOffAction
@@ -68,6 +74,10 @@ type StartAction struct {
 	// CreatedID is set when a container was created but never started: it
 	// is started as it is, never created a second time.
 	CreatedID string
+	// Replaces is set for an ephemeral container whose start the runtime
+	// aborted because the agent went away (podstate.AbortedStart): that
+	// container is removed and the ephemeral container created once more.
+	Replaces string
 }
 
 // BackOffAction is a restart held back by crash-loop backoff.
@@ -121,14 +131,32 @@ func Plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 		return *a
 	}
 
+	// Ephemeral containers first, whatever the others do: the pods people
+	// debug are those whose own containers fail to start or crash.
+	p.planEphemeral()
 	if p.planInit() {
 		for i := range pod.Spec.Containers {
 			p.planRestartable(criconfig.ContainerTypeRegular, i, &pod.Spec.Containers[i], pod.Spec.RestartPolicy)
 		}
 	}
-	p.planEphemeral()
 	p.finish()
 	return *a
+}
+
+// withoutVolumes keeps of a what needs no pod volume: the ephemeral
+// containers that mount none, and the record of lost ones. It is what a
+// sync may still do while the pod's volumes cannot be set up.
+func (a Actions) withoutVolumes(pod *v1.Pod) Actions {
+	out := Actions{SandboxID: a.SandboxID, EphemeralLost: a.EphemeralLost}
+	if a.SandboxID == "" {
+		return out
+	}
+	for _, st := range a.ContainersToStart {
+		if st.Type == criconfig.ContainerTypeEphemeral && len(pod.Spec.EphemeralContainers[st.Index].VolumeMounts) == 0 {
+			out.ContainersToStart = append(out.ContainersToStart, st)
+		}
+	}
+	return out
 }
 
 // planner holds what every rule of one Plan call reads, and the actions it
@@ -177,6 +205,8 @@ func (p *planner) planInit() bool {
 		switch {
 		case podstate.InitContainerDone(c, cur):
 			continue
+		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
+			p.killUnknown(criconfig.ContainerTypeInit, cur)
 		case cur == nil:
 			p.start(criconfig.ContainerTypeInit, i, c.Name)
 		case cur.Created():
@@ -198,6 +228,8 @@ func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Cont
 	switch {
 	case cur == nil:
 		p.start(typ, i, c.Name)
+	case cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
+		p.killUnknown(typ, cur)
 	case cur.Created():
 		p.startCreated(typ, i, cur)
 	case cur.Running():
@@ -215,19 +247,37 @@ func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Cont
 	}
 }
 
-// planEphemeral starts each ephemeral container that has no CRI container
-// of its name in any sandbox, in any state. Nothing else: an ephemeral
-// container is never restarted, whatever its exit.
+// planEphemeral starts each ephemeral container that was never created,
+// and nothing else: an ephemeral container is never restarted, whatever
+// its exit, and never created again once any witness says it was (see
+// podstate.EphemeralCreated), even if the runtime lost it. Two exceptions
+// keep "at least once": a container created but never started is started,
+// and one whose start the agent's own death aborted is replaced, at most
+// podstate.MaxReplacements times.
 func (p *planner) planEphemeral() {
 	for i, ec := range p.pod.Spec.EphemeralContainers {
 		cur := p.state.Latest(criconfig.ContainerTypeEphemeral, ec.Name)
 		switch {
+		case cur == nil && podstate.EphemeralCreated(p.pod, p.state, ec.Name):
+			p.actions.EphemeralLost = append(p.actions.EphemeralLost, ec.Name)
 		case cur == nil:
 			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name})
-		case cur.Created() && cur.SandboxID == p.actions.SandboxID:
+		case cur.SandboxID != p.actions.SandboxID:
+			// Its sandbox is gone: it ran (or was meant to run) in a pod
+			// that no longer exists as it was.
+		case cur.Created():
 			p.startCreated(criconfig.ContainerTypeEphemeral, i, cur)
+		case podstate.AbortedStart(cur) && p.state.Records[ec.Name].Replacements < podstate.MaxReplacements:
+			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name, Replaces: cur.ID})
 		}
 	}
+}
+
+// killUnknown stops a container the runtime cannot tell the state of, as
+// the kubelet does: once it has exited, its restart policy decides.
+func (p *planner) killUnknown(typ criconfig.ContainerType, cur *podstate.Container) {
+	p.actions.ContainersToKill = append(p.actions.ContainersToKill, KillAction{ContainerID: cur.ID, Name: cur.Name, Type: typ,
+		Message: fmt.Sprintf("Container %s is in an unknown state, it will be killed", cur.Name)})
 }
 
 func (p *planner) restartWithBackoff(typ criconfig.ContainerType, i int, cur *podstate.Container) {

@@ -216,6 +216,18 @@ func TestPlan(t *testing.T) {
 			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
 			want:  Actions{KillPod: true},
 		},
+		{
+			name:  "regular container in an unknown state: killed, its policy decides after",
+			pod:   testPod(),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", podstatetest.Unknown, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "c1", Name: "app", Type: regT, Message: "Container app is in an unknown state, it will be killed"}}},
+		},
+		{
+			name:  "init container in an unknown state: killed, nothing after it",
+			pod:   testPod(withInit("i1")),
+			state: state(sb1, ctr("i1", "sb1", initT, "i1", podstatetest.Unknown, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "i1", Name: "i1", Type: initT, Message: "Container i1 is in an unknown state, it will be killed"}}},
+		},
 		// Sidecars (restartable init containers).
 		{
 			name:  "sidecar not created yet: started, nothing after it",
@@ -351,3 +363,100 @@ func TestTargetContainerID(t *testing.T) {
 }
 
 func ptrTrue() *bool { b := true; return &b }
+
+// TestPlanEphemeralWhateverThePod crosses every state of the pod's own
+// containers with an ephemeral container not started yet: it is always
+// planned, and first, so that an init container that fails to start
+// cannot hold it back.
+func TestPlanEphemeralWhateverThePod(t *testing.T) {
+	sb1 := []podstate.Sandbox{readySandbox("sb1", 0)}
+	later := t0.Add(5 * time.Second)
+	for _, tc := range []struct {
+		name  string
+		pod   *v1.Pod
+		state *podstate.PodState
+	}{
+		{"init not created yet", testPod(withInit("i1")), state(sb1)},
+		{"init created, never started", testPod(withInit("i1")), state(sb1, ctr("i1", "sb1", initT, "i1", created, 0, 0))},
+		{"init running", testPod(withInit("i1")), state(sb1, ctr("i1", "sb1", initT, "i1", running, 0, 0))},
+		{"init failing, in backoff", testPod(withInit("i1")), state(sb1, ctr("i2", "sb1", initT, "i1", exited, 3, 1))},
+		{"sidecar never started", testPod(podstatetest.WithSidecar("s1")), state(sb1, ctr("s1", "sb1", initT, "s1", created, 0, 0))},
+		{"app not created yet", testPod(), state(sb1)},
+		{"app running", testPod(), state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0))},
+		{"app crash-looping, in backoff", testPod(), state(sb1, ctr("c3", "sb1", regT, "app", exited, 3, 1))},
+		{"app failed under OnFailure, restarting", testPod(withPolicy(v1.RestartPolicyOnFailure)), state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 1))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withEphemeral("debug", "")(tc.pod)
+			a := Plan(tc.pod, tc.state, later)
+			if len(a.ContainersToStart) == 0 || a.ContainersToStart[0] != start(ephT, 0, "debug", 0) {
+				t.Errorf("ContainersToStart = %+v, want the debugger first", a.ContainersToStart)
+			}
+		})
+	}
+	// A pod that has finished (here: its init container failed under
+	// Never) runs nothing again, debuggers included, as with the kubelet.
+	finished := testPod(withInit("i1"), withPolicy(v1.RestartPolicyNever), withEphemeral("debug", ""))
+	if a := Plan(finished, state(sb1, ctr("i1", "sb1", initT, "i1", exited, 0, 1)), later); len(a.ContainersToStart) != 0 {
+		t.Errorf("finished pod: ContainersToStart = %+v, want none", a.ContainersToStart)
+	}
+}
+
+// TestPlanEphemeralExactlyOnce is the witness table: any witness that the
+// container was created forbids creating it again; a start the agent's own
+// death aborted is replaced, a bounded number of times.
+func TestPlanEphemeralExactlyOnce(t *testing.T) {
+	sb1 := []podstate.Sandbox{readySandbox("sb1", 0)}
+	app := ctr("c1", "sb1", regT, "app", running, 0, 0)
+	aborted := ctr("e1", "sb1", ephT, "debug", exited, 0, 128)
+	aborted.StartedAt = time.Time{}
+	aborted.Message = `failed to start containerd task "e1": context canceled: unknown`
+	refused := aborted
+	refused.Message = `failed to create containerd task: exec: "sh": executable file not found in $PATH: unknown`
+	withRecord := func(s *podstate.PodState, r podstate.Record) *podstate.PodState {
+		s.Records = map[string]podstate.Record{"debug": r}
+		return s
+	}
+	reported := func(cs v1.ContainerStatus) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			cs.Name = "debug"
+			p.Status.EphemeralContainerStatuses = append(p.Status.EphemeralContainerStatuses, cs)
+		}
+	}
+	create := []StartAction{start(ephT, 0, "debug", 0)}
+	for _, tc := range []struct {
+		name      string
+		pod       *v1.Pod
+		state     *podstate.PodState
+		wantStart []StartAction
+		wantLost  []string
+	}{
+		{"no witness: created", testPod(withEphemeral("debug", "app")), state(sb1, app), create, nil},
+		{"record, runtime lost it: never again", testPod(withEphemeral("debug", "app")), withRecord(state(sb1, app), podstate.Record{ContainerID: "e1"}), nil, []string{"debug"}},
+		{"reported terminated, record lost too: never again", testPod(withEphemeral("debug", "app"), reported(v1.ContainerStatus{ContainerID: "containerd://e1", State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{}}})), state(sb1, app), nil, []string{"debug"}},
+		{"reported running: never again", testPod(withEphemeral("debug", "app"), reported(v1.ContainerStatus{State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}})), state(sb1, app), nil, []string{"debug"}},
+		{"reported waiting without a container: not a witness", testPod(withEphemeral("debug", "app"), reported(v1.ContainerStatus{State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}})), state(sb1, app), create, nil},
+		{"whole sandbox removed (crictl rmp): never again", testPod(withEphemeral("debug", "app")), withRecord(state(nil), podstate.Record{ContainerID: "e1"}), nil, nil},
+		{"start aborted by the agent's death: replaced", testPod(withEphemeral("debug", "app")), withRecord(state(sb1, app, aborted), podstate.Record{ContainerID: "e1"}), []StartAction{{Type: ephT, Name: "debug", Replaces: "e1"}}, nil},
+		{"aborted again, replacements spent: final", testPod(withEphemeral("debug", "app")), withRecord(state(sb1, app, aborted), podstate.Record{ContainerID: "e1", Replacements: podstate.MaxReplacements}), nil, nil},
+		{"replacement under way (record without container): created", testPod(withEphemeral("debug", "app"), reported(v1.ContainerStatus{ContainerID: "containerd://e1", State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 128}}})), withRecord(state(sb1, app), podstate.Record{Replacements: 1}), create, nil},
+		{"start refused by the runtime: final", testPod(withEphemeral("debug", "app")), withRecord(state(sb1, app, refused), podstate.Record{ContainerID: "e1"}), nil, nil},
+		{"exited in an older sandbox: not again", testPod(withEphemeral("debug", "app")), state([]podstate.Sandbox{readySandbox("sb2", 1), deadSandbox("sb1", 0)}, ctr("c2", "sb2", regT, "app", running, 1, 0), ctr("e1", "sb1", ephT, "debug", exited, 0, 0)), nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := Plan(tc.pod, tc.state, t0)
+			var starts []StartAction
+			for _, st := range a.ContainersToStart {
+				if st.Type == ephT {
+					starts = append(starts, st)
+				}
+			}
+			if !reflect.DeepEqual(starts, tc.wantStart) {
+				t.Errorf("ephemeral starts = %+v, want %+v", starts, tc.wantStart)
+			}
+			if !reflect.DeepEqual(a.EphemeralLost, tc.wantLost) {
+				t.Errorf("EphemeralLost = %v, want %v", a.EphemeralLost, tc.wantLost)
+			}
+		})
+	}
+}

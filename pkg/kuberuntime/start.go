@@ -25,7 +25,15 @@ const (
 	ReasonCreateContainerConfigError = "CreateContainerConfigError"
 	ReasonCreateContainerError       = "CreateContainerError"
 	ReasonRunContainerError          = "RunContainerError"
+	// ReasonPulling is the agent's own: the image is being pulled outside
+	// the sync (see Images), which retries once the pull is done.
+	ReasonPulling = "Pulling"
 )
+
+// ReasonContainerLost is the Event reason for an ephemeral container the
+// runtime no longer has (removed behind the agent's back): it is reported
+// terminated and never started again.
+const ReasonContainerLost = "ContainerLost"
 
 // ReasonedError is an error that carries a container Waiting reason, such
 // as ErrImagePull from the image puller.
@@ -115,17 +123,51 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	if err := os.MkdirAll(filepath.Join(p.sandboxConfig.GetLogDirectory(), st.Name), 0o755); err != nil {
 		return fail(ReasonCreateContainerError, fmt.Errorf("create container log directory: %w", err), true)
 	}
+	if st.Replaces != "" {
+		if err := p.replace(ctx, st); err != nil {
+			return fail(ReasonCreateContainerError, err, true)
+		}
+	}
 	id, err := p.Runtime.CreateContainer(ctx, p.sandboxID, config, p.sandboxConfig)
 	if err != nil {
 		return fail(ReasonCreateContainerError, err, true)
 	}
 	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Created", "Container created")
+	if st.Type == criconfig.ContainerTypeEphemeral && p.Records != nil {
+		// Durable before it can run: from here on, whatever the runtime
+		// or the agent lose, this debug container is never created again.
+		// A failed write still starts it: the runtime and the pod's status
+		// remain witnesses, and a debugger that never runs is worse.
+		rec := p.state.Records[st.Name]
+		rec.ContainerID = id
+		_ = p.putRecord(ctx, st.Name, rec)
+	}
 	if err := p.Runtime.StartContainer(ctx, id); err != nil {
 		return fail(ReasonRunContainerError, err, true)
 	}
 	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
 	logger.Info("Started container", "containerID", id, "restartCount", st.RestartCount)
 	return podstate.Waiting{}, nil
+}
+
+// replace removes an ephemeral container whose start the agent's death
+// aborted, so that it can be created once more. The replacement is counted
+// in the start record before anything is removed, so that an agent killed
+// over and over replaces at most podstate.MaxReplacements times; the record
+// names no container until the new one exists, which lets the next sync
+// create it should the agent die in between.
+func (p *podSync) replace(ctx context.Context, st StartAction) error {
+	if p.Records != nil {
+		rec := p.state.Records[st.Name]
+		if err := p.putRecord(ctx, st.Name, podstate.Record{Replacements: rec.Replacements + 1, LostReported: rec.LostReported}); err != nil {
+			return fmt.Errorf("record replacement: %w", err)
+		}
+	}
+	if err := p.Runtime.RemoveContainer(ctx, st.Replaces); err != nil {
+		return fmt.Errorf("remove container %s whose start was aborted: %w", st.Replaces, err)
+	}
+	klog.FromContext(ctx).Info("Replacing ephemeral container whose start was aborted", "containerName", st.Name, "containerID", st.Replaces)
+	return nil
 }
 
 // pullSecrets fetches the pod's imagePullSecrets; a missing one is skipped
@@ -192,9 +234,10 @@ func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, typ cri
 	case h.HTTPGet != nil:
 		err = httpGetHook(ctx, pod, c, h.HTTPGet, timeout)
 	case h.Sleep != nil:
+		// The grace period bounds the hook: the container stops on time.
 		select {
 		case <-ctx.Done():
-		case <-s.Clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		case <-s.Clock.After(min(time.Duration(h.Sleep.Seconds)*time.Second, timeout)):
 		}
 	}
 	if err != nil {

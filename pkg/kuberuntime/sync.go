@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,12 @@ type Deps struct {
 	Status   StatusSink
 	Recorder Recorder
 	Clock    clock.Clock
+	// Records keeps the durable start records of ephemeral containers. It
+	// may be nil: "already created" then rests on the runtime and the
+	// pod's reported status alone, and a container the runtime loses
+	// before its status reached the API server could be created twice.
+	// The Observer must read the same store (podstate.WithRecords).
+	Records *podstate.RecordStore
 	// Observer reads pods' runtime state. It may be nil: the Syncer then
 	// reads through an Observer of its own. An embedder that also serves
 	// logs or sessions (podstate.Lookup) passes one Observer to both, so
@@ -66,7 +73,7 @@ type Syncer struct {
 // NewSyncer returns a Syncer.
 func NewSyncer(cfg Config, deps Deps) *Syncer {
 	if deps.Observer == nil {
-		deps.Observer = podstate.NewObserver(deps.Runtime)
+		deps.Observer = podstate.NewObserver(deps.Runtime, podstate.WithRecords(deps.Records))
 	}
 	return &Syncer{cfg: cfg, Deps: deps}
 }
@@ -96,6 +103,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	}
 
 	p := &podSync{Syncer: s, pod: pod, state: state, waiting: map[podstate.ContainerKey]podstate.Waiting{}}
+	var volumeErr error
 	// Volumes serve containers that start or run; a pod being deleted or
 	// finished needs none (and its namespace may refuse new tokens).
 	if pod.DeletionTimestamp == nil && !podFinished(pod, state) {
@@ -109,18 +117,25 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 			if len(failures) == 0 {
 				s.Recorder.Eventf(pod, v1.EventTypeWarning, volume.FailedMountReason, "%v", err)
 			}
-			if len(failures) == 0 || !allStale(failures) {
-				// Nothing starts without its volumes; the pod waits in
-				// ContainerCreating and the Events say why.
-				s.Status.SetPodStatus(pod, state, nil)
-				return 0, fmt.Errorf("set up volumes: %w", err)
-			}
 			// Only refreshes failed: the volumes still hold their earlier
 			// content, and running containers are not held back for it.
+			if len(failures) == 0 || !allStale(failures) {
+				volumeErr = fmt.Errorf("set up volumes: %w", err)
+			}
 		}
+	} else if pod.DeletionTimestamp != nil {
+		// Nothing of a pod being deleted waits for an image any more.
+		s.Images.ForgetPod(uid)
 	}
 
 	actions := Plan(pod, state, s.Clock.Now())
+	if volumeErr != nil {
+		// Nothing that needs the volumes starts without them; the pod
+		// waits in ContainerCreating and the Events say why. A debugger
+		// that mounts none still starts: a pod whose volumes fail is one
+		// to debug.
+		actions = actions.withoutVolumes(pod)
+	}
 	failed := p.execute(ctx, actions)
 
 	if actions.KillPod || actions.CreateSandbox || len(actions.ContainersToStart) > 0 || len(actions.ContainersToKill) > 0 {
@@ -134,6 +149,9 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 		if err := s.Status.DeletePod(ctx, pod); err != nil {
 			return 0, fmt.Errorf("delete terminated pod: %w", err)
 		}
+	}
+	if volumeErr != nil {
+		return 0, volumeErr
 	}
 	if failed {
 		return actions.RequeueAfter, errRetry
@@ -200,6 +218,10 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 			logger.V(2).Info("Failed to remove old container", "containerID", id, "err", err)
 		}
 	}
+	p.recordEphemeral(ctx)
+	for _, name := range a.EphemeralLost {
+		p.reportLost(ctx, name)
+	}
 	for _, b := range a.BackOff {
 		p.waiting[podstate.ContainerKey{Type: b.Type, Name: b.Name}] = podstate.Waiting{Reason: "CrashLoopBackOff", Message: b.Message}
 		p.Recorder.Eventf(containerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
@@ -226,7 +248,7 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 		}
 		failed = true
 		p.waiting[podstate.ContainerKey{Type: st.Type, Name: st.Name}] = w
-		if eph {
+		if eph && w.Reason != ReasonPulling {
 			p.Metrics.ephemeralFailed(w.Reason)
 		}
 		logger.V(1).Info("Failed to start container", "containerName", st.Name, "containerType", st.Type, "reason", w.Reason, "err", err)
@@ -237,6 +259,79 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 		}
 	}
 	return failed
+}
+
+// recordEphemeral keeps a start record for every ephemeral container the
+// runtime holds, naming the container it holds. Records are written when a
+// container is created; this closes what a crash or a failed write left
+// open (a container created by an agent killed before its record, a
+// replacement whose new container was never recorded).
+func (p *podSync) recordEphemeral(ctx context.Context) {
+	if p.Records == nil {
+		return
+	}
+	for _, ec := range p.pod.Spec.EphemeralContainers {
+		cur := p.state.Latest(criconfig.ContainerTypeEphemeral, ec.Name)
+		if cur == nil {
+			continue
+		}
+		rec, ok := p.state.Records[ec.Name]
+		if ok && rec.ContainerID == cur.ID {
+			continue
+		}
+		rec.ContainerID = cur.ID
+		p.putRecord(ctx, ec.Name, rec)
+	}
+}
+
+// putRecord writes the start record of ephemeral container name and keeps
+// the sync's state in step with it.
+func (p *podSync) putRecord(ctx context.Context, name string, rec podstate.Record) error {
+	if err := p.Records.Put(p.pod.UID, name, rec); err != nil {
+		klog.FromContext(ctx).Error(err, "Failed to write start record", "containerName", name)
+		return err
+	}
+	if p.state.Records == nil {
+		p.state.Records = map[string]podstate.Record{}
+	}
+	p.state.Records[name] = rec
+	return nil
+}
+
+// reportLost tells, once, that the runtime lost an ephemeral container
+// that was created: it is not created again, and its status says
+// Terminated. Once is kept in the start record.
+func (p *podSync) reportLost(ctx context.Context, name string) {
+	rec, ok := p.state.Records[name]
+	if ok && rec.LostReported {
+		return
+	}
+	if p.Records == nil {
+		// Without records, the reported status is the memory: once it
+		// says Terminated, the loss was told.
+		if cs := podstate.ReportedEphemeral(p.pod, name); cs != nil && cs.State.Terminated != nil {
+			return
+		}
+	}
+	p.Recorder.Eventf(containerRef(p.pod, criconfig.ContainerTypeEphemeral, name), v1.EventTypeWarning, ReasonContainerLost,
+		"Container %s was removed from the container runtime; an ephemeral container is never started twice, so it is reported terminated", name)
+	klog.FromContext(ctx).Info("Ephemeral container lost by the runtime, not started again", "containerName", name, "containerID", rec.ContainerID)
+	if p.Records != nil {
+		rec.LostReported = true
+		if rec.ContainerID == "" {
+			// The witness was the pod's status or a damaged record; a
+			// record without a container would read as a replacement
+			// under way, so it names the container the status names.
+			rec.ContainerID = "unknown"
+			if cs := podstate.ReportedEphemeral(p.pod, name); cs != nil && cs.ContainerID != "" {
+				rec.ContainerID = cs.ContainerID
+				if _, id, ok := strings.Cut(cs.ContainerID, "://"); ok {
+					rec.ContainerID = id
+				}
+			}
+		}
+		_ = p.putRecord(ctx, name, rec)
+	}
 }
 
 // prepareSandbox sets the sandbox new containers join: the plan's, or a
@@ -357,6 +452,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 	logger := klog.FromContext(ctx)
 	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
 		s.Status.ForgetPod(uid)
+		s.Images.ForgetPod(uid)
 		return s.Volumes.TearDown(ctx, uid)
 	}
 	logger.V(1).Info("Removing runtime objects of a pod that no longer exists")
@@ -387,6 +483,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 		}
 	}
 	s.Status.ForgetPod(uid)
+	s.Images.ForgetPod(uid)
 	s.Metrics.forgetPod(uid)
 	return s.Volumes.TearDown(ctx, uid)
 }

@@ -3,6 +3,7 @@ package kuberuntime
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -38,6 +39,7 @@ func (f fakeImages) EnsureImage(_ context.Context, _ *v1.ObjectReference, _ *v1.
 	return image, nil
 }
 func (fakeImages) ImageUser(context.Context, string) (*int64, string, error) { return nil, "", nil }
+func (fakeImages) ForgetPod(types.UID)                                       {}
 
 type fakeVolumes struct{ err error }
 
@@ -77,6 +79,7 @@ func newTestSyncer(t *testing.T, pod *v1.Pod, images fakeImages, vols fakeVolume
 	s := NewSyncer(Config{PodLogsDir: dir + "/logs", RootDir: dir}, Deps{
 		Runtime: rt, Pods: fakePods{pod}, Images: images, Volumes: vols, Secrets: fakeSecrets{},
 		Status: st, Recorder: rec, Clock: clocktesting.NewFakeClock(t0),
+		Records: podstate.NewRecordStore(dir + "/pods"),
 	})
 	return s, rt, st, rec
 }
@@ -195,3 +198,135 @@ func TestHasPod(t *testing.T) {
 		t.Error("with the runtime unreadable, a pod is reported gone")
 	}
 }
+
+// eventsWith drains rec and returns the events that contain reason.
+func eventsWith(rec *record.FakeRecorder, reason string) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			if strings.Contains(e, " "+reason+" ") {
+				out = append(out, e)
+			}
+		default:
+			return out
+		}
+	}
+}
+
+func TestSyncEphemeralLostIsNeverCreatedAgain(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(withEphemeral("debugger", "app"))
+	s, rt, _, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	_, _ = s.SyncPod(ctx, pod.UID) // sandbox and app
+	_, _ = s.SyncPod(ctx, pod.UID) // the debugger
+	dbg := containersNamed(t, rt, "debugger")
+	if len(dbg) != 1 {
+		t.Fatalf("%d debugger containers, want 1", len(dbg))
+	}
+	records, err := s.Records.List(pod.UID)
+	if err != nil || records["debugger"].ContainerID != dbg[0].Id {
+		t.Fatalf("records = %+v, %v; want the debugger's container %s", records, err, dbg[0].Id)
+	}
+
+	// Removed behind the agent's back (crictl rm, kubernetes#124176).
+	if err := rt.RemoveContainer(ctx, dbg[0].Id); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, _ = s.SyncPod(ctx, pod.UID)
+	}
+	if n := len(containersNamed(t, rt, "debugger")); n != 0 {
+		t.Errorf("%d debugger containers after the runtime lost it, want 0: it ran twice", n)
+	}
+	if lost := eventsWith(rec, ReasonContainerLost); len(lost) != 1 {
+		t.Errorf("ContainerLost events = %q, want exactly one", lost)
+	}
+}
+
+func TestSyncEphemeralAbortedStartIsReplacedOnce(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(withEphemeral("debugger", "app"))
+	s, rt, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	_, _ = s.SyncPod(ctx, pod.UID)
+	_, _ = s.SyncPod(ctx, pod.UID)
+	abort := func() {
+		t.Helper()
+		dbg := containersNamed(t, rt, "debugger")
+		if len(dbg) != 1 {
+			t.Fatalf("%d debugger containers, want 1", len(dbg))
+		}
+		// What containerd leaves when the agent dies during StartContainer.
+		rt.Lock()
+		c := rt.Containers[dbg[0].Id]
+		c.State, c.StartedAt, c.ExitCode = runtimeapi.ContainerState_CONTAINER_EXITED, 0, 128
+		c.Reason, c.Message = "StartError", `failed to start containerd task "x": context canceled: unknown`
+		rt.Unlock()
+	}
+	for i := 1; i <= podstate.MaxReplacements+1; i++ {
+		abort()
+		_, _ = s.SyncPod(ctx, pod.UID)
+		dbg := containersNamed(t, rt, "debugger")
+		if len(dbg) != 1 {
+			t.Fatalf("after abort %d: %d debugger containers, want 1", i, len(dbg))
+		}
+		// The fake runtime names containers by their metadata, so the
+		// replacement has the old ID: it shows as running again.
+		replaced := dbg[0].State == runtimeapi.ContainerState_CONTAINER_RUNNING
+		if want := i <= podstate.MaxReplacements; replaced != want {
+			t.Errorf("after abort %d: replaced = %v, want %v", i, replaced, want)
+		}
+		records, _ := s.Records.List(pod.UID)
+		if got, want := records["debugger"].Replacements, min(i, podstate.MaxReplacements); got != want {
+			t.Errorf("after abort %d: %d replacements recorded, want %d", i, got, want)
+		}
+	}
+}
+
+func TestSyncDebuggerOfAPodThatCannotStart(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	// The init container's image is missing (Init:ErrImageNeverPull): the
+	// pod never gets further, and that is the pod to debug.
+	pod := testPod(withInit("setup"), withEphemeral("debugger", ""))
+	pod.Spec.InitContainers[0].Image = "localhost/missing:none"
+	s, rt, st, _ := newTestSyncer(t, pod, fakeImages{missing: map[string]bool{"localhost/missing:none": true}}, fakeVolumes{})
+	_, _ = s.SyncPod(ctx, pod.UID) // sandbox; the init container fails
+	_, _ = s.SyncPod(ctx, pod.UID)
+	if w := st.waiting[podstate.ContainerKey{Type: initT, Name: "setup"}]; w.Reason != "ErrImageNeverPull" {
+		t.Errorf("init container waiting = %+v", w)
+	}
+	if dbg := containersNamed(t, rt, "debugger"); len(dbg) != 1 || dbg[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("debugger containers = %v, want one running beside the failing init container", dbg)
+	}
+}
+
+func TestSyncDebuggerWhileVolumesFail(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(withEphemeral("debugger", ""), withEphemeral("mounter", ""))
+	pod.Spec.EphemeralContainers[1].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	vols := &switchableVolumes{}
+	s, rt, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	s.Volumes = vols
+	_, _ = s.SyncPod(ctx, pod.UID) // sandbox and app, volumes fine
+	vols.err = errors.New("disk on fire")
+	if _, err := s.SyncPod(ctx, pod.UID); err == nil {
+		t.Error("sync succeeded with volumes failing")
+	}
+	if n := len(containersNamed(t, rt, "debugger")); n != 1 {
+		t.Errorf("%d debuggers without volume mounts started, want 1", n)
+	}
+	if n := len(containersNamed(t, rt, "mounter")); n != 0 {
+		t.Errorf("%d debuggers started without the volume they mount", n)
+	}
+}
+
+// switchableVolumes fails SetUp once err is set.
+type switchableVolumes struct{ err error }
+
+func (v *switchableVolumes) SetUp(context.Context, *v1.Pod) (Mounter, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	return noMounter{}, nil
+}
+func (*switchableVolumes) TearDown(context.Context, types.UID) error { return nil }

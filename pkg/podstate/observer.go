@@ -29,15 +29,30 @@ type Runtime interface {
 // they share that cache.
 type Observer struct {
 	runtime Runtime
+	// records, when set, adds the pods' start records to their states.
+	records *RecordStore
 	mu      sync.Mutex
 	cache   map[string]*runtimeapi.ContainerStatus
 	// messages holds exited containers' termination messages by ID.
 	messages map[string]string
 }
 
+// ObserverOption configures an Observer.
+type ObserverOption func(*Observer)
+
+// WithRecords makes the Observer read the pods' start records from store
+// into PodState.Records.
+func WithRecords(store *RecordStore) ObserverOption {
+	return func(o *Observer) { o.records = store }
+}
+
 // NewObserver returns an Observer that reads rt.
-func NewObserver(rt Runtime) *Observer {
-	return &Observer{runtime: rt, cache: map[string]*runtimeapi.ContainerStatus{}, messages: map[string]string{}}
+func NewObserver(rt Runtime, opts ...ObserverOption) *Observer {
+	o := &Observer{runtime: rt, cache: map[string]*runtimeapi.ContainerStatus{}, messages: map[string]string{}}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
 }
 
 // Observe returns every sandbox and container labelled with uid, sorted
@@ -113,6 +128,11 @@ func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error
 	}
 	o.forgetExcept(uid, seen)
 	state.Sort()
+	if o.records != nil {
+		if state.Records, err = o.records.List(uid); err != nil {
+			return nil, err
+		}
+	}
 	return state, nil
 }
 

@@ -17,6 +17,10 @@ type PodState struct {
 	Sandboxes []Sandbox
 	// Containers of the pod in any of its sandboxes, newest first.
 	Containers []Container
+	// Records are the start records of the pod's ephemeral containers, by
+	// name: each says the container was created once, whatever the
+	// runtime still holds.
+	Records map[string]Record
 }
 
 // Sandbox is one CRI pod sandbox of the pod.

@@ -8,6 +8,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
@@ -25,9 +26,12 @@ type NodeInfo struct {
 // Compute returns the pod status the runtime's state implies: phase,
 // conditions, addresses and one status per container of the spec (init,
 // regular, ephemeral). waiting holds the reasons of containers that failed
-// to start or wait for backoff. It is a pure function: the status the pod
-// has in the API is only read for what the agent does not own (start time,
-// PodScheduled, a terminal phase already reached).
+// to start or wait for backoff. It is a pure function. The status the pod
+// has in the API (pod.Status) is read for what the agent does not own
+// (start time, PodScheduled), for what the runtime may have lost (an
+// ephemeral container's reported state, see lostEphemeral) and to never
+// go backwards from it (NoRegression, applied before the phase and the
+// conditions are derived, so they agree with the kept states).
 func Compute(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.ContainerKey]podstate.Waiting, node NodeInfo, now time.Time) v1.PodStatus {
 	if state == nil {
 		state = &podstate.PodState{}
@@ -56,7 +60,7 @@ func Compute(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.Contain
 	}
 
 	initDone := podstate.InitDone(pod, state)
-	c := containerStatuses{pod: pod, state: state, waiting: waiting, node: node, initDone: initDone}
+	c := containerStatuses{pod: pod, state: state, waiting: waiting, node: node, initDone: initDone, now: now}
 	for i := range pod.Spec.InitContainers {
 		s.InitContainerStatuses = append(s.InitContainerStatuses, c.status(criconfig.ContainerTypeInit, &pod.Spec.InitContainers[i]))
 	}
@@ -71,11 +75,9 @@ func Compute(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.Contain
 		return s.EphemeralContainerStatuses[i].Name < s.EphemeralContainerStatuses[j].Name
 	})
 
+	keepContainerStates(&old, &s, pod)
 	s.Phase = phase(pod, state, s.InitContainerStatuses, s.ContainerStatuses)
-	if old.Phase == v1.PodSucceeded || old.Phase == v1.PodFailed {
-		// A terminal phase is final: nothing runs again in this pod.
-		s.Phase = old.Phase
-	}
+	keepTerminalPhase(&old, &s)
 	s.Conditions = conditions(pod, state, &s, now)
 	return s
 }
@@ -86,12 +88,16 @@ type containerStatuses struct {
 	waiting  map[podstate.ContainerKey]podstate.Waiting
 	node     NodeInfo
 	initDone bool
+	now      time.Time
 }
 
 func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Container) v1.ContainerStatus {
 	cs := v1.ContainerStatus{Name: spec.Name, Image: spec.Image}
 	instances := c.state.Instances(typ, spec.Name)
 	w, hasWaiting := c.waiting[podstate.ContainerKey{Type: typ, Name: spec.Name}]
+	if len(instances) == 0 && typ == criconfig.ContainerTypeEphemeral && podstate.EphemeralCreated(c.pod, c.state, spec.Name) {
+		return c.lostEphemeral(cs)
+	}
 	if len(instances) == 0 {
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: c.defaultWaitingReason(typ)}
 		if hasWaiting {
@@ -106,6 +112,36 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 		cs.RestartCount = int32(cur.Attempt)
 	}
 	switch {
+	case typ == criconfig.ContainerTypeEphemeral && c.replaced(cur):
+		// The plan creates it again: its aborted start is not its exit.
+		// The container ID is left out, as that container is removed.
+		cs.ContainerID, cs.ImageID = "", ""
+		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
+		if hasWaiting {
+			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
+		}
+		started := false
+		cs.Started = &started
+	case typ == criconfig.ContainerTypeEphemeral && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
+		// An ephemeral container is never started again, so a state the
+		// runtime cannot tell is an end, as the kubelet reports a
+		// container it lost track of.
+		t := &v1.ContainerStateTerminated{
+			ExitCode:    unknownExitCode,
+			Reason:      ReasonContainerStatusUnknown,
+			Message:     MessageContainerStatusUnknown,
+			ContainerID: cs.ContainerID,
+			FinishedAt:  metav1.NewTime(c.now),
+		}
+		if !cur.StartedAt.IsZero() {
+			t.StartedAt = metav1.NewTime(cur.StartedAt)
+		}
+		cs.State.Terminated = c.reportedTerminated(spec.Name, t)
+		if id := cs.State.Terminated.ContainerID; id != "" {
+			cs.ContainerID = id
+		}
+		started := false
+		cs.Started = &started
 	case cur.Running():
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.StartedAt)}
 		started := true
@@ -142,6 +178,85 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 	return cs
 }
 
+// Reasons and messages of the Terminated state of an ephemeral container
+// the runtime lost or cannot tell the state of. The reason, message and
+// exit code of an unknown state are the kubelet's (kubelet_pods.go,
+// convertToAPIContainerStatuses), so the tools that know them read ours.
+const (
+	// ReasonContainerStatusUnknown is the kubelet's reason for a container
+	// whose state is lost.
+	ReasonContainerStatusUnknown = "ContainerStatusUnknown"
+	// MessageContainerStatusUnknown is the kubelet's message for a
+	// container in the runtime's CONTAINER_UNKNOWN state.
+	MessageContainerStatusUnknown = "The container could not be located when the pod was terminated"
+	// MessageEphemeralLost is the message for an ephemeral container that
+	// was created once and that the runtime no longer has (crictl rm, a
+	// wiped runtime state): it is not created again, and says why.
+	MessageEphemeralLost = "The container was removed from the container runtime; an ephemeral container is never started twice"
+	// unknownExitCode is 128+SIGKILL, the kubelet's exit code for a lost
+	// container: it ended, by no exit the runtime saw.
+	unknownExitCode = 137
+)
+
+// lostEphemeral is the status of an ephemeral container that was created
+// once (podstate.EphemeralCreated) and that the runtime no longer has. The
+// plan never creates it again, so it is over: Terminated, keeping a
+// terminated state the API already holds (so the status is stable from
+// one sync to the next), else ContainerStatusUnknown with what the reported
+// status and the start record still know of it.
+func (c *containerStatuses) lostEphemeral(cs v1.ContainerStatus) v1.ContainerStatus {
+	started := false
+	cs.Started = &started
+	rep := podstate.ReportedEphemeral(c.pod, cs.Name)
+	t := &v1.ContainerStateTerminated{
+		ExitCode:   unknownExitCode,
+		Reason:     ReasonContainerStatusUnknown,
+		Message:    MessageEphemeralLost,
+		FinishedAt: metav1.NewTime(c.now),
+	}
+	// The reported status names the container the API saw; the record,
+	// the one created last.
+	if r, ok := c.state.Records[cs.Name]; ok && r.ContainerID != "" {
+		cs.ContainerID = c.containerID(r.ContainerID)
+	}
+	if rep != nil {
+		if rep.ContainerID != "" {
+			cs.ContainerID = rep.ContainerID
+		}
+		cs.ImageID = rep.ImageID
+		if rep.State.Running != nil {
+			t.StartedAt = rep.State.Running.StartedAt
+		}
+	}
+	t.ContainerID = cs.ContainerID
+	cs.State.Terminated = c.reportedTerminated(cs.Name, t)
+	if id := cs.State.Terminated.ContainerID; id != "" {
+		cs.ContainerID = id
+	}
+	return cs
+}
+
+// reportedTerminated returns the terminated state the pod's status already
+// holds for ephemeral container name, exactly, or t when it holds none: a
+// state the agent made up (FinishedAt is when it noticed) is made up once.
+func (c *containerStatuses) reportedTerminated(name string, t *v1.ContainerStateTerminated) *v1.ContainerStateTerminated {
+	if rep := podstate.ReportedEphemeral(c.pod, name); rep != nil && rep.State.Terminated != nil {
+		return rep.State.Terminated.DeepCopy()
+	}
+	return t
+}
+
+// replaced reports whether the plan creates ephemeral container cur's
+// name again because the agent's own death aborted cur's start, the rule
+// of podstate.AbortedStart and podstate.MaxReplacements. The plan does so
+// in the pod's current sandbox only: a container of an earlier one stays
+// as it ended.
+func (c *containerStatuses) replaced(cur *podstate.Container) bool {
+	sb := c.state.LatestSandbox()
+	return sb != nil && cur.SandboxID == sb.ID &&
+		podstate.AbortedStart(cur) && c.state.Records[cur.Name].Replacements < podstate.MaxReplacements
+}
+
 // defaultWaitingReason is the kubelet's reason for a container that has no
 // runtime container yet: PodInitializing while init containers run.
 func (c *containerStatuses) defaultWaitingReason(typ criconfig.ContainerType) string {
@@ -154,7 +269,11 @@ func (c *containerStatuses) defaultWaitingReason(typ criconfig.ContainerType) st
 	return "ContainerCreating"
 }
 
+// containerID is the status's form of a CRI container ID, RUNTIME://ID.
 func (c *containerStatuses) containerID(id string) string {
+	if strings.Contains(id, "://") {
+		return id
+	}
 	name := c.node.RuntimeName
 	if name == "" {
 		name = "containerd"
@@ -162,11 +281,15 @@ func (c *containerStatuses) containerID(id string) string {
 	return name + "://" + id
 }
 
-// terminated is the kubelet's Terminated state of an exited container.
+// terminated is the kubelet's Terminated state of an exited container. The
+// runtime's reason is kept, as the kubelet keeps it: it is the one that
+// tells a start the runtime refused (StartError, exit 128, with its
+// message) or a kill (OOMKilled) from the process's own exit. Completed
+// (exit 0) and Error are for a runtime that gives none.
 func terminated(c *podstate.Container, id string) *v1.ContainerStateTerminated {
 	reason := c.Reason
 	switch {
-	case reason == "OOMKilled":
+	case reason != "":
 	case c.ExitCode == 0:
 		reason = "Completed"
 	default:

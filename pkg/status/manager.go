@@ -2,8 +2,13 @@ package status
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +16,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes"
@@ -26,31 +32,56 @@ type PodGetter interface {
 	GetPodByUID(uid types.UID) (*v1.Pod, bool)
 }
 
+// Recorder emits Events (client-go's record.EventRecorder satisfies it).
+type Recorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{})
+}
+
+// ReasonFailedStatusUpdate is the reason of the Warning Event on a pod
+// whose status the API server refused as invalid.
+const ReasonFailedStatusUpdate = "FailedStatusUpdate"
+
 // Manager computes pod statuses and sends them to the API server.
 //
 // Updates are coalesced per pod: SetPodStatus only records the newest
 // status and enqueues the pod; a sender patches the newest one. A failed
 // patch is retried with backoff until it lands or the pod is gone, so the
 // last status is never lost, though intermediate ones may be skipped. A
-// status equal to what the API already holds is not sent.
+// status equal to what the API already holds is not sent, and none goes
+// backwards from it (NoRegression).
+//
+// A patch the API server refuses as invalid is not retried as it is: the
+// same status would be refused forever, and with it everything else the
+// status says. It is sent once more with the container statuses that were
+// refused (every ephemeral container's, and those the error names) left as
+// the API holds them; if that is refused too, the pending status is dropped
+// until the next SetPodStatus. Each refusal is told once, in a Warning
+// Event FailedStatusUpdate on the pod.
 type Manager struct {
-	client kubernetes.Interface
-	pods   PodGetter
-	node   NodeInfo
-	clock  clock.Clock
-	queue  workqueue.TypedRateLimitingInterface[types.UID]
+	client   kubernetes.Interface
+	pods     PodGetter
+	recorder Recorder
+	node     NodeInfo
+	clock    clock.Clock
+	queue    workqueue.TypedRateLimitingInterface[types.UID]
 
 	mu      sync.Mutex
 	desired map[types.UID]*v1.Pod // pod with the status to send
+	// refusals holds, per pod, the key (refusalKey) of the last refusal
+	// told in an Event, so a status refused again is not told again.
+	refusals map[types.UID]string
 }
 
-// NewManager returns a Manager; Run sends the statuses.
-func NewManager(client kubernetes.Interface, pods PodGetter, node NodeInfo, clk clock.Clock) *Manager {
+// NewManager returns a Manager; Run sends the statuses. recorder emits the
+// Events of refused statuses.
+func NewManager(client kubernetes.Interface, pods PodGetter, recorder Recorder, node NodeInfo, clk clock.Clock) *Manager {
 	return &Manager{
-		client: client,
-		pods:   pods,
-		node:   node,
-		clock:  clk,
+		client:   client,
+		pods:     pods,
+		recorder: recorder,
+		node:     node,
+		clock:    clk,
+		refusals: map[types.UID]string{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pod-status"}),
@@ -73,6 +104,17 @@ func (m *Manager) SetPodStatus(pod *v1.Pod, state *podstate.PodState, waiting ma
 func (m *Manager) ForgetPod(uid types.UID) {
 	m.mu.Lock()
 	delete(m.desired, uid)
+	delete(m.refusals, uid)
+	m.mu.Unlock()
+}
+
+// drop drops the pending status want of the pod, unless SetPodStatus
+// replaced it since: a newer status is always sent.
+func (m *Manager) drop(uid types.UID, want *v1.Pod) {
+	m.mu.Lock()
+	if m.desired[uid] == want {
+		delete(m.desired, uid)
+	}
 	m.mu.Unlock()
 }
 
@@ -124,7 +166,8 @@ func (m *Manager) Run(ctx context.Context, workers int) {
 }
 
 // send patches the newest status of the pod, if it differs from the
-// cached pod's.
+// cached pod's. A nil error means the status is done with (sent, not
+// needed, or given up); an error, that it is to be retried.
 func (m *Manager) send(ctx context.Context, uid types.UID) error {
 	m.mu.Lock()
 	want := m.desired[uid]
@@ -137,14 +180,19 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 		m.ForgetPod(uid)
 		return nil
 	}
-	if apiequality.Semantic.DeepEqual(cur.Status, want.Status) {
-		return nil
+	// The cache may have seen a newer status than the pod the status was
+	// computed from: it still must not go backwards from it.
+	status := want.Status.DeepCopy()
+	NoRegression(&cur.Status, status, want)
+	err := m.patch(ctx, want, &cur.Status, status)
+	if apierrors.IsInvalid(err) {
+		err = m.refused(ctx, want, &cur.Status, status, err)
+	} else if err == nil {
+		// It landed whole: a later refusal is news again.
+		m.mu.Lock()
+		delete(m.refusals, uid)
+		m.mu.Unlock()
 	}
-	patch, err := statusPatch(uid, &cur.Status, &want.Status)
-	if err != nil {
-		return err
-	}
-	_, err = m.client.CoreV1().Pods(want.Namespace).Patch(ctx, want.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	switch {
 	case apierrors.IsNotFound(err):
 		m.ForgetPod(uid)
@@ -156,8 +204,133 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 	case err != nil:
 		return fmt.Errorf("patch pod status: %w", err)
 	}
-	klog.FromContext(ctx).V(3).Info("Patched pod status", "pod", klog.KObj(want), "phase", want.Status.Phase)
 	return nil
+}
+
+// patch sends status for pod as a patch from cur, the cached status; it
+// sends nothing when they are equal.
+func (m *Manager) patch(ctx context.Context, pod *v1.Pod, cur, status *v1.PodStatus) error {
+	if apiequality.Semantic.DeepEqual(cur, status) {
+		return nil
+	}
+	patch, err := statusPatch(pod.UID, cur, status)
+	if err != nil {
+		return err
+	}
+	if _, err := m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		return err
+	}
+	klog.FromContext(ctx).V(3).Info("Patched pod status", "pod", klog.KObj(pod), "phase", status.Phase)
+	return nil
+}
+
+// refused handles status, which the API server refused as invalid with
+// err: it tells the refusal once, then sends the status once more with the
+// refused container statuses left as the API holds them, so that the rest
+// (phase, conditions, the other containers) lands. Whatever that second
+// patch gives, the refused status is not sent again: retried as it is, it
+// would be refused forever. It returns the error to retry for, if any.
+func (m *Manager) refused(ctx context.Context, want *v1.Pod, cur, status *v1.PodStatus, err error) error {
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(want))
+	msg := err.Error()
+	var apiStatus apierrors.APIStatus
+	if errors.As(err, &apiStatus) {
+		msg = apiStatus.Status().Message
+	}
+	fallback, withheld := withholdRefused(cur, status, err)
+	key := refusalKey(msg, withheld)
+	m.mu.Lock()
+	news := m.refusals[want.UID] != key
+	m.refusals[want.UID] = key
+	m.mu.Unlock()
+	if news {
+		logger.Error(err, "API server refused the pod status as invalid, sending it without the refused container statuses")
+		if m.recorder != nil {
+			m.recorder.Eventf(want, v1.EventTypeWarning, ReasonFailedStatusUpdate, "Pod status update refused by the API server: %s", msg)
+		}
+	} else {
+		logger.V(2).Info("API server refused the pod status as invalid again, sending it without the refused container statuses", "err", err)
+	}
+	err = m.patch(ctx, want, cur, fallback)
+	switch {
+	case err == nil:
+		// What could land did; the refused part waits for a new status.
+		m.drop(want.UID, want)
+		return nil
+	case apierrors.IsInvalid(err):
+		if news {
+			logger.Error(err, "API server refused the pod status without the refused container statuses too, dropping it until the next status")
+		}
+		m.drop(want.UID, want)
+		return nil
+	}
+	return err
+}
+
+// withholdRefused returns status with the container statuses the API
+// server may have refused put back as cur, the cached status, has them: all
+// ephemeral container statuses (a list equal to cur's is left out of the
+// patch, so the API keeps its own), and the init or regular containers
+// named by the error's causes, a whole list when a cause names no one
+// container of it. withheld are the statuses of status that were put back.
+func withholdRefused(cur, status *v1.PodStatus, err error) (fallback *v1.PodStatus, withheld []v1.ContainerStatus) {
+	fallback = status.DeepCopy()
+	withheld = append(withheld, status.EphemeralContainerStatuses...)
+	fallback.EphemeralContainerStatuses = slices.Clone(cur.EphemeralContainerStatuses)
+	lists := []struct {
+		field    string
+		cur, out *[]v1.ContainerStatus
+	}{
+		{"status.initContainerStatuses", &cur.InitContainerStatuses, &fallback.InitContainerStatuses},
+		{"status.containerStatuses", &cur.ContainerStatuses, &fallback.ContainerStatuses},
+	}
+	for _, cause := range causes(err) {
+		for _, l := range lists {
+			rest, ok := strings.CutPrefix(cause.Field, l.field)
+			if !ok {
+				continue
+			}
+			// The index is that of the API's (old) list, which the
+			// cache's stands for.
+			var i int
+			if _, err := fmt.Sscanf(rest, "[%d]", &i); err != nil || i < 0 || i >= len(*l.cur) {
+				withheld = append(withheld, *l.out...)
+				*l.out = slices.Clone(*l.cur)
+				continue
+			}
+			name := (*l.cur)[i].Name
+			for j := range *l.out {
+				if (*l.out)[j].Name == name {
+					withheld = append(withheld, (*l.out)[j])
+					(*l.out)[j] = *(*l.cur)[i].DeepCopy()
+				}
+			}
+		}
+	}
+	return fallback, withheld
+}
+
+// causes returns the field causes of an API error.
+func causes(err error) []metav1.StatusCause {
+	var apiStatus apierrors.APIStatus
+	if !errors.As(err, &apiStatus) || apiStatus.Status().Details == nil {
+		return nil
+	}
+	return apiStatus.Status().Details.Causes
+}
+
+// refusalKey identifies a refusal by the server's message and the
+// statuses it refused, so the same refusal is told once, however often
+// the rest of the pod's status changes.
+func refusalKey(msg string, withheld []v1.ContainerStatus) string {
+	h := sha256.New()
+	h.Write([]byte(msg))
+	h.Write([]byte{0})
+	// Marshalling statuses does not fail; an error would only make the key
+	// weaker.
+	b, _ := json.Marshal(withheld)
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // statusPatch is a strategic merge patch from old to new status that also

@@ -3,7 +3,9 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	fieldpkg "k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -63,9 +66,36 @@ func newTestManager(t *testing.T, pod *v1.Pod) (*Manager, *fake.Clientset, *podC
 	client := fake.NewClientset(pod.DeepCopy())
 	cache := &podCache{pods: map[types.UID]*v1.Pod{}}
 	cache.set(pod.DeepCopy())
-	m := NewManager(client, cache, managerNode, clocktesting.NewFakeClock(podstatetest.T0))
+	m := NewManager(client, cache, &eventLog{}, managerNode, clocktesting.NewFakeClock(podstatetest.T0))
 	t.Cleanup(m.queue.ShutDown)
 	return m, client, cache
+}
+
+// event is one Event a Recorder was asked for.
+type event struct {
+	object            runtime.Object
+	eventtype, reason string
+	message           string
+}
+
+// eventLog is a Recorder that keeps the Events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []event
+}
+
+func (l *eventLog) Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, event{object: object, eventtype: eventtype, reason: reason, message: fmt.Sprintf(messageFmt, args...)})
+}
+
+// recorded returns the Events m emitted.
+func recorded(m *Manager) []event {
+	l := m.recorder.(*eventLog)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
 }
 
 // stateWithIP is the pod running its one container in a ready sandbox of
@@ -424,5 +454,163 @@ func TestManagerForgetPod(t *testing.T) {
 	}
 	if a := client.Actions(); len(a) != 0 {
 		t.Errorf("API calls %v after ForgetPod, want none", a)
+	}
+}
+
+// invalid is the API server's refusal of a pod status, for field.
+func invalid(pod *v1.Pod, field *fieldpkg.Path) error {
+	return apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, pod.Name, fieldpkg.ErrorList{
+		fieldpkg.Forbidden(field, "may not be transitioned to non-terminated state"),
+	})
+}
+
+// refuse makes the fake API server refuse, as invalid with err, the status
+// patches that contain substr.
+func refuse(client *fake.Clientset, substr string, err error) {
+	client.PrependReactor("patch", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if p, ok := a.(clienttesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), substr) {
+			return true, nil, err
+		}
+		return false, nil, nil
+	})
+}
+
+// stateWithDebugger is stateWithIP with ephemeral container "debug"
+// running too.
+func stateWithDebugger(ip string) *podstate.PodState {
+	s := stateWithIP(ip)
+	s.Containers = append(s.Containers, podstatetest.Ctr("e1", "sb1", podstatetest.Ephemeral, "debug", podstatetest.Running, 0, 0))
+	s.Sort()
+	return s
+}
+
+func TestManagerInvalidPatch(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod(podstatetest.WithEphemeral("app", "debug"))
+	m, client, _ := newTestManager(t, pod)
+	ephField := fieldpkg.NewPath("status", "ephemeralContainerStatuses").Index(0).Child("state")
+	refuse(client, `"ephemeralContainerStatuses"`, invalid(pod, ephField))
+	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
+	runManager(ctx, t, m)
+
+	poll(ctx, t, "the rest of the status never landed", func() bool {
+		return apiPod(ctx, t, client, pod).Status.PodIP == "10.0.0.1"
+	})
+	poll(ctx, t, "pending status kept", func() bool { return !pending(m, pod.UID) })
+	got := apiPod(ctx, t, client, pod)
+	if got.Status.Phase != v1.PodRunning || len(got.Status.ContainerStatuses) != 1 || got.Status.ContainerStatuses[0].State.Running == nil {
+		t.Errorf("API holds phase %s containers %+v, want Running with app running", got.Status.Phase, got.Status.ContainerStatuses)
+	}
+	if len(got.Status.EphemeralContainerStatuses) != 0 {
+		t.Errorf("API holds ephemeral statuses %+v, want them as they were (none)", got.Status.EphemeralContainerStatuses)
+	}
+	patches := statusPatches(client)
+	if len(patches) != 2 {
+		t.Fatalf("%d status patches, want 2: the refused one, then the rest", len(patches))
+	}
+	if strings.Contains(string(patches[1].GetPatch()), "ephemeralContainerStatuses") {
+		t.Errorf("second patch carries the refused ephemeral statuses again: %s", patches[1].GetPatch())
+	}
+	events := recorded(m)
+	if len(events) != 1 {
+		t.Fatalf("%d Events, want 1: %+v", len(events), events)
+	}
+	e := events[0]
+	if e.eventtype != v1.EventTypeWarning || e.reason != "FailedStatusUpdate" || e.object.(*v1.Pod).UID != pod.UID ||
+		!strings.Contains(e.message, `Pod "app" is invalid: status.ephemeralContainerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state`) {
+		t.Errorf("Event %+v, want a Warning FailedStatusUpdate on the pod with the server's message", e)
+	}
+	if n := m.queue.NumRequeues(pod.UID); n != 0 {
+		t.Errorf("%d requeues, want none: a refused status is not retried as it is", n)
+	}
+
+	// The same status again (the next sync): refused again, not told again.
+	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
+	poll(ctx, t, "second status not handled", func() bool { return !pending(m, pod.UID) && len(statusPatches(client)) >= 3 })
+	if n := len(recorded(m)); n != 1 {
+		t.Errorf("%d Events after the same refusal again, want still 1", n)
+	}
+}
+
+// A refusal that names a regular container's status: that container is
+// left as the API holds it, the rest lands.
+func TestManagerInvalidPatchNamesAContainer(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod()
+	m, client, cache := newTestManager(t, pod)
+	// The cache (and API) hold app waiting, from an earlier status.
+	cached := pod.DeepCopy()
+	cached.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "app", Image: "localhost/distroless-app:test",
+		State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
+	cache.set(cached)
+	if _, err := client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cached, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	refuse(client, `"containerStatuses"`, invalid(pod, fieldpkg.NewPath("status", "containerStatuses").Index(0).Child("state")))
+	m.SetPodStatus(cached, stateWithIP("10.0.0.1"), nil)
+	if err := m.send(ctx, pod.UID); err != nil {
+		t.Fatalf("send = %v, want nil", err)
+	}
+	got := apiPod(ctx, t, client, pod)
+	if got.Status.PodIP != "10.0.0.1" {
+		t.Errorf("API holds podIP %q, want 10.0.0.1", got.Status.PodIP)
+	}
+	if cs := got.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Waiting == nil {
+		t.Errorf("API holds container statuses %+v, want app waiting as it was", cs)
+	}
+	if n := len(statusPatches(client)); n != 2 {
+		t.Errorf("%d status patches, want 2", n)
+	}
+	if n := len(recorded(m)); n != 1 {
+		t.Errorf("%d Events, want 1", n)
+	}
+}
+
+// A status refused whole, even without its container statuses, is
+// dropped: no endless retry, one Event; a later status starts over.
+func TestManagerInvalidPatchRefusedTwice(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod(podstatetest.WithEphemeral("app", "debug"))
+	m, client, _ := newTestManager(t, pod)
+	refuse(client, `"status"`, invalid(pod, fieldpkg.NewPath("status", "conditions").Index(0)))
+	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
+	runManager(ctx, t, m)
+	poll(ctx, t, "pending status kept", func() bool { return !pending(m, pod.UID) })
+	// Give an endless retry the time to show.
+	time.Sleep(500 * time.Millisecond)
+	if n := len(statusPatches(client)); n != 2 {
+		t.Errorf("%d status patches, want 2: the refused one, then without the ephemeral statuses", n)
+	}
+	if n := m.queue.NumRequeues(pod.UID); n != 0 {
+		t.Errorf("%d requeues, want none", n)
+	}
+	if n := len(recorded(m)); n != 1 {
+		t.Errorf("%d Events, want 1", n)
+	}
+	m.SetPodStatus(pod, stateWithDebugger("10.0.0.2"), nil)
+	poll(ctx, t, "a later status is not sent", func() bool { return len(statusPatches(client)) >= 4 })
+}
+
+// The cache may hold a newer status than the pod SetPodStatus was given:
+// the patch does not go backwards from it either.
+func TestManagerNeverSendsBackwards(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := podstatetest.Pod(podstatetest.WithEphemeral("app", "debug"))
+	m, client, cache := newTestManager(t, pod)
+	cached := pod.DeepCopy()
+	done := &v1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", ContainerID: "containerd://e1"}
+	cached.Status.EphemeralContainerStatuses = []v1.ContainerStatus{{Name: "debug", ContainerID: "containerd://e1", State: v1.ContainerState{Terminated: done}}}
+	cache.set(cached)
+	// pod, without that status, and a runtime that shows debug running.
+	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
+	if err := m.send(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	patches := statusPatches(client)
+	if len(patches) != 1 {
+		t.Fatalf("%d status patches, want 1", len(patches))
+	}
+	if p := string(patches[0].GetPatch()); strings.Contains(p, "ephemeralContainerStatuses") {
+		t.Errorf("patch %s moves the terminated ephemeral container back", p)
 	}
 }

@@ -1,0 +1,77 @@
+package podstate
+
+import (
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+)
+
+// The exactly-once rules of ephemeral containers. An ephemeral container is
+// created at most once: any witness that it was created forbids creating it
+// again, even when the runtime no longer has it. And at least once: a start
+// aborted by the agent's own death is not the container's failure, so the
+// container is replaced, a bounded number of times.
+
+// MaxReplacements is how many times an ephemeral container whose start was
+// aborted (AbortedStart) is created again. Each replacement is recorded
+// before it is made, so an agent killed over and over cannot loop.
+const MaxReplacements = 3
+
+// Messages of containerd for a start it gave up because its caller went
+// away: the CRI call's context was cancelled, or the shim was killed along
+// with the agent's process group.
+var abortedStartMessages = []string{
+	"context canceled",
+	"context deadline exceeded",
+	"signal: killed",
+}
+
+// EphemeralCreated reports whether the ephemeral container name of pod was
+// ever created, by any witness: a runtime container of that name in any
+// sandbox, its start record, or the pod's reported status naming it (a
+// container ID, or a running or terminated state). The reported status
+// counts because a record can be lost with the node's disk while the API
+// server still remembers. A record without a container ID is a
+// replacement under way (see Record): the container it replaces was
+// removed on purpose, and neither the record nor the status, which may
+// still name that container, counts.
+func EphemeralCreated(pod *v1.Pod, s *PodState, name string) bool {
+	if s.Latest(criconfig.ContainerTypeEphemeral, name) != nil {
+		return true
+	}
+	if r, ok := s.Records[name]; ok {
+		return r.ContainerID != "" || r.Unreadable
+	}
+	cs := ReportedEphemeral(pod, name)
+	return cs != nil && (cs.ContainerID != "" || cs.State.Running != nil || cs.State.Terminated != nil)
+}
+
+// ReportedEphemeral returns the status of ephemeral container name that
+// the pod's status in the API holds, or nil.
+func ReportedEphemeral(pod *v1.Pod, name string) *v1.ContainerStatus {
+	for i := range pod.Status.EphemeralContainerStatuses {
+		if cs := &pod.Status.EphemeralContainerStatuses[i]; cs.Name == name {
+			return cs
+		}
+	}
+	return nil
+}
+
+// AbortedStart reports whether c never ran because the runtime aborted its
+// start when its caller, the agent, went away: it exited without a start
+// time, and the runtime's message says the call was cancelled. A start the
+// runtime refused for the container's own reasons (an executable that does
+// not exist) is not aborted: its exit is final.
+func AbortedStart(c *Container) bool {
+	if !c.Exited() || !c.StartedAt.IsZero() {
+		return false
+	}
+	for _, m := range abortedStartMessages {
+		if strings.Contains(c.Message, m) {
+			return true
+		}
+	}
+	return false
+}
