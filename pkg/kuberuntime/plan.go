@@ -267,7 +267,7 @@ func (p *planner) planEphemeral() {
 			// that no longer exists as it was.
 		case cur.Created():
 			p.startCreated(criconfig.ContainerTypeEphemeral, i, cur)
-		case podstate.AbortedStart(cur) && p.state.Records[ec.Name].Replacements < podstate.MaxReplacements:
+		case p.state.Replaced(cur):
 			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name, Replaces: cur.ID})
 		}
 	}

@@ -75,3 +75,14 @@ func AbortedStart(c *Container) bool {
 	}
 	return false
 }
+
+// Replaced reports whether ephemeral container c, the newest of its name,
+// is to be created again because the agent's own death aborted its start
+// (AbortedStart): it is in the pod's newest sandbox, which is ready, and
+// replacements are left. The plan replaces it, and the status shows it
+// waiting rather than ended, by this one rule.
+func (s *PodState) Replaced(c *Container) bool {
+	sb := s.LatestSandbox()
+	return sb != nil && sb.Ready && c.SandboxID == sb.ID &&
+		AbortedStart(c) && s.Records[c.Name].Replacements < MaxReplacements
+}

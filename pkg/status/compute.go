@@ -112,7 +112,7 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 		cs.RestartCount = int32(cur.Attempt)
 	}
 	switch {
-	case typ == criconfig.ContainerTypeEphemeral && c.replaced(cur):
+	case typ == criconfig.ContainerTypeEphemeral && c.state.Replaced(cur):
 		// The plan creates it again: its aborted start is not its exit.
 		// The container ID is left out, as that container is removed.
 		cs.ContainerID, cs.ImageID = "", ""
@@ -244,17 +244,6 @@ func (c *containerStatuses) reportedTerminated(name string, t *v1.ContainerState
 		return rep.State.Terminated.DeepCopy()
 	}
 	return t
-}
-
-// replaced reports whether the plan creates ephemeral container cur's
-// name again because the agent's own death aborted cur's start, the rule
-// of podstate.AbortedStart and podstate.MaxReplacements. The plan does so
-// in the pod's current sandbox only: a container of an earlier one stays
-// as it ended.
-func (c *containerStatuses) replaced(cur *podstate.Container) bool {
-	sb := c.state.LatestSandbox()
-	return sb != nil && cur.SandboxID == sb.ID &&
-		podstate.AbortedStart(cur) && c.state.Records[cur.Name].Replacements < podstate.MaxReplacements
 }
 
 // defaultWaitingReason is the kubelet's reason for a container that has no
