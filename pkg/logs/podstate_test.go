@@ -6,50 +6,13 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	criapitesting "k8s.io/cri-api/pkg/apis/testing"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	pt "github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
 )
-
-// podCache is the agent's pod cache as a podstate.Lookup reads it.
-type podCache map[string]*v1.Pod
-
-func (c podCache) GetPod(namespace, name string) (*v1.Pod, bool) {
-	p, ok := c[namespace+"/"+name]
-	return p, ok
-}
-
-// addSandbox adds a sandbox of pod to the fake runtime, labelled as the
-// sync loop labels it.
-func addSandbox(rt *criapitesting.FakeRuntimeService, pod *v1.Pod, id string, ready bool, created time.Time) {
-	state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-	if ready {
-		state = runtimeapi.PodSandboxState_SANDBOX_READY
-	}
-	rt.Sandboxes[id] = &criapitesting.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{
-		Id: id, State: state, CreatedAt: created.UnixNano(), Labels: criconfig.SandboxLabels(pod),
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
-	}}
-}
-
-// addContainer adds an instance of the pod's container to the fake
-// runtime, labelled and annotated as the sync loop creates it, with its
-// log at /logs/<id>.log.
-func addContainer(rt *criapitesting.FakeRuntimeService, pod *v1.Pod, sandboxID, id string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, created time.Time) {
-	spec := podstate.ContainerSpec(pod, typ, name)
-	rt.Containers[id] = &criapitesting.FakeContainer{SandboxID: sandboxID, ContainerStatus: runtimeapi.ContainerStatus{
-		Id: id, State: st, CreatedAt: created.UnixNano(), LogPath: "/logs/" + id + ".log",
-		Metadata:    &runtimeapi.ContainerMetadata{Name: name},
-		Image:       &runtimeapi.ImageSpec{Image: spec.Image},
-		Labels:      criconfig.ContainerLabels(pod, name),
-		Annotations: criconfig.ContainerAnnotations(pod, spec, typ, 0),
-	}}
-}
 
 func TestFromPodState(t *testing.T) {
 	// app ran once in the pod's first sandbox and runs again in its second;
@@ -58,13 +21,15 @@ func TestFromPodState(t *testing.T) {
 		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: "waiting", Image: "localhost/slow:test"})
 	})
 	rt := criapitesting.NewFakeRuntimeService()
-	addSandbox(rt, pod, "sb1", false, pt.T0)
-	addSandbox(rt, pod, "sb2", true, pt.T0.Add(time.Minute))
-	addContainer(rt, pod, "sb1", "app-0", pt.Regular, "app", pt.Exited, pt.T0.Add(10*time.Second))
-	addContainer(rt, pod, "sb2", "setup-0", pt.Init, "setup", pt.Exited, pt.T0.Add(65*time.Second))
-	addContainer(rt, pod, "sb2", "app-1", pt.Regular, "app", pt.Running, pt.T0.Add(70*time.Second))
-	addContainer(rt, pod, "sb2", "debug-0", pt.Ephemeral, "debug", pt.Running, pt.T0.Add(80*time.Second))
-	resolver := logs.FromPodState(podstate.NewLookup(podCache{"default/app": pod}, podstate.NewObserver(rt)))
+	// The containers' logs are at /logs/<id>.log.
+	f := pt.CRI{Runtime: rt, Pod: pod, LogDir: "/logs"}
+	f.Sandbox("sb1", 0, false, pt.T0)
+	f.Sandbox("sb2", 0, true, pt.T0.Add(time.Minute))
+	f.Container("app-0", "sb1", pt.Regular, "app", pt.Exited, 0, pt.T0.Add(10*time.Second), 0)
+	f.Container("setup-0", "sb2", pt.Init, "setup", pt.Exited, 0, pt.T0.Add(65*time.Second), 0)
+	f.Container("app-1", "sb2", pt.Regular, "app", pt.Running, 0, pt.T0.Add(70*time.Second), 0)
+	f.Container("debug-0", "sb2", pt.Ephemeral, "debug", pt.Running, 0, pt.T0.Add(80*time.Second), 0)
+	resolver := logs.FromPodState(podstate.NewLookup(pt.NewPods(pod), podstate.NewObserver(rt)))
 
 	for _, tc := range []struct {
 		name        string

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	criapitesting "k8s.io/cri-api/pkg/apis/testing"
 	"k8s.io/klog/v2/ktesting"
@@ -13,14 +12,6 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	pt "github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
 )
-
-// podsByName is the agent's pod cache as a Lookup reads it.
-type podsByName map[string]*v1.Pod
-
-func (p podsByName) GetPod(namespace, name string) (*v1.Pod, bool) {
-	pod, ok := p[namespace+"/"+name]
-	return pod, ok
-}
 
 func TestLookupFind(t *testing.T) {
 	pod := pt.Pod(pt.WithInit("setup"), pt.WithEphemeral("app", "debug"))
@@ -47,13 +38,13 @@ func TestLookupFind(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			rt := criapitesting.NewFakeRuntimeService()
-			f := criPod{rt, pod}
-			f.sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
-			f.container("c-app", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+			f := pt.CRI{Runtime: rt, Pod: pod}
+			f.Sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
+			f.Container("c-app", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
 			if tc.wantErr == errAny {
 				rt.InjectError("ListPodSandbox", errors.New("runtime unavailable"))
 			}
-			l := podstate.NewLookup(podsByName{"default/app": pod}, podstate.NewObserver(rt))
+			l := podstate.NewLookup(pt.NewPods(pod), podstate.NewObserver(rt))
 
 			found, err := l.Find(ctx, tc.namespace, tc.pod, tc.uid, tc.container)
 			switch {

@@ -17,72 +17,6 @@ import (
 	pt "github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
 )
 
-// criPod fills a fake CRI runtime with one pod's sandboxes and containers,
-// labelled and annotated by criconfig as the sync loop creates them, so
-// that the Observer reads them as it reads a real runtime's.
-type criPod struct {
-	rt  *criapitesting.FakeRuntimeService
-	pod *v1.Pod
-}
-
-// sandbox adds a sandbox created at the given time; ips are its network's
-// addresses, primary first.
-func (f criPod) sandbox(id string, attempt uint32, ready bool, created time.Time, ips ...string) {
-	state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-	if ready {
-		state = runtimeapi.PodSandboxState_SANDBOX_READY
-	}
-	s := &criapitesting.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{
-		Id:        id,
-		Metadata:  &runtimeapi.PodSandboxMetadata{Name: f.pod.Name, Namespace: f.pod.Namespace, Uid: string(f.pod.UID), Attempt: attempt},
-		State:     state,
-		CreatedAt: created.UnixNano(),
-		Labels:    criconfig.SandboxLabels(f.pod),
-	}}
-	if len(ips) > 0 {
-		s.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: ips[0]}
-		for _, ip := range ips[1:] {
-			s.Network.AdditionalIps = append(s.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
-		}
-	}
-	f.rt.Lock()
-	defer f.rt.Unlock()
-	f.rt.Sandboxes[id] = s
-}
-
-// container adds a container of the pod's spec created at the given time,
-// started then unless only created, and finished a second later if
-// exited, with exit code exit. It returns the fake's record for the test
-// to change.
-func (f criPod) container(id, sandboxID string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, attempt int, created time.Time, exit int32) *criapitesting.FakeContainer {
-	spec := podstate.ContainerSpec(f.pod, typ, name)
-	if spec == nil {
-		spec = &v1.Container{Name: name, Image: "localhost/unknown:test"}
-	}
-	c := &criapitesting.FakeContainer{SandboxID: sandboxID, ContainerStatus: runtimeapi.ContainerStatus{
-		Id:          id,
-		Metadata:    &runtimeapi.ContainerMetadata{Name: name, Attempt: uint32(attempt)},
-		State:       st,
-		CreatedAt:   created.UnixNano(),
-		Image:       &runtimeapi.ImageSpec{Image: "sha256:0123", UserSpecifiedImage: spec.Image},
-		ImageRef:    "sha256:0123",
-		ExitCode:    exit,
-		LogPath:     "/var/log/pods/" + id + ".log",
-		Labels:      criconfig.ContainerLabels(f.pod, name),
-		Annotations: criconfig.ContainerAnnotations(f.pod, spec, typ, attempt),
-	}}
-	if st != runtimeapi.ContainerState_CONTAINER_CREATED {
-		c.StartedAt = created.UnixNano()
-	}
-	if st == runtimeapi.ContainerState_CONTAINER_EXITED {
-		c.FinishedAt = created.Add(time.Second).UnixNano()
-	}
-	f.rt.Lock()
-	defer f.rt.Unlock()
-	f.rt.Containers[id] = c
-	return c
-}
-
 // callsTo counts the runtime's calls of one method so far.
 func callsTo(rt *criapitesting.FakeRuntimeService, method string) int {
 	n := 0
@@ -115,14 +49,14 @@ func TestObserverOnlyThePodsObjects(t *testing.T) {
 	rt := criapitesting.NewFakeRuntimeService()
 	pod := pt.Pod()
 	other := pt.Pod(func(p *v1.Pod) { p.Name, p.UID = "other", "uid-2" })
-	mine, theirs := criPod{rt, pod}, criPod{rt, other}
-	mine.sandbox("sb-mine", 0, true, pt.T0, "10.88.0.2")
-	mine.container("c-mine", "sb-mine", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
-	theirs.sandbox("sb-theirs", 0, true, pt.T0, "10.88.0.3")
-	theirs.container("c-theirs", "sb-theirs", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	mine, theirs := pt.CRI{Runtime: rt, Pod: pod}, pt.CRI{Runtime: rt, Pod: other}
+	mine.Sandbox("sb-mine", 0, true, pt.T0, "10.88.0.2")
+	mine.Container("c-mine", "sb-mine", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	theirs.Sandbox("sb-theirs", 0, true, pt.T0, "10.88.0.3")
+	theirs.Container("c-theirs", "sb-theirs", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
 	// Labelled with the pod's UID but not by the agent (no container
 	// name): not the pod's.
-	stray := mine.container("c-stray", "sb-mine", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	stray := mine.Container("c-stray", "sb-mine", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
 	delete(stray.Labels, criconfig.LabelContainerName)
 	// Without any label at all.
 	rt.Sandboxes["sb-bare"] = &criapitesting.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{Id: "sb-bare", State: runtimeapi.PodSandboxState_SANDBOX_READY}}
@@ -147,14 +81,14 @@ func TestObserverContainerFields(t *testing.T) {
 		p.Spec.InitContainers[0].TerminationMessagePath = "/dev/termination-log"
 		p.Spec.InitContainers[0].TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
 	})
-	f := criPod{rt, pod}
-	f.sandbox("sb1", 0, true, pt.T0)
-	setup := f.container("c-setup", "sb1", pt.Init, "setup", pt.Exited, 0, pt.T0, 2)
+	f := pt.CRI{Runtime: rt, Pod: pod}
+	f.Sandbox("sb1", 0, true, pt.T0)
+	setup := f.Container("c-setup", "sb1", pt.Init, "setup", pt.Exited, 0, pt.T0, 2)
 	setup.Reason, setup.Message = "Error", "exit status 2"
-	f.container("c-app", "sb1", pt.Regular, "app", pt.Running, 3, pt.T0.Add(time.Minute), 0)
+	f.Container("c-app", "sb1", pt.Regular, "app", pt.Running, 3, pt.T0.Add(time.Minute), 0)
 	// A runtime that predates CRI's user_specified_image reports the
 	// spec's image only on the listed container.
-	dbg := f.container("c-debug", "sb1", pt.Ephemeral, "debug", pt.Created, 0, pt.T0.Add(2*time.Minute), 0)
+	dbg := f.Container("c-debug", "sb1", pt.Ephemeral, "debug", pt.Created, 0, pt.T0.Add(2*time.Minute), 0)
 	dbg.Image = &runtimeapi.ImageSpec{Image: "localhost/busybox:test"}
 
 	st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
@@ -208,15 +142,15 @@ func TestObserverSortsNewestFirst(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	rt := criapitesting.NewFakeRuntimeService()
 	pod := pt.Pod()
-	f := criPod{rt, pod}
-	f.sandbox("sb-0", 0, false, pt.T0)
-	f.sandbox("sb-2", 2, true, pt.T0.Add(2*time.Minute))
-	f.sandbox("sb-1", 1, false, pt.T0.Add(time.Minute))
+	f := pt.CRI{Runtime: rt, Pod: pod}
+	f.Sandbox("sb-0", 0, false, pt.T0)
+	f.Sandbox("sb-2", 2, true, pt.T0.Add(2*time.Minute))
+	f.Sandbox("sb-1", 1, false, pt.T0.Add(time.Minute))
 	// Same creation time: the higher attempt is the newer.
-	f.sandbox("sb-1b", 5, false, pt.T0.Add(time.Minute))
-	f.container("c-mid", "sb-2", pt.Regular, "app", pt.Exited, 1, pt.T0.Add(3*time.Minute), 1)
-	f.container("c-new", "sb-2", pt.Regular, "app", pt.Running, 2, pt.T0.Add(4*time.Minute), 0)
-	f.container("c-old", "sb-1", pt.Regular, "app", pt.Exited, 0, pt.T0.Add(90*time.Second), 1)
+	f.Sandbox("sb-1b", 5, false, pt.T0.Add(time.Minute))
+	f.Container("c-mid", "sb-2", pt.Regular, "app", pt.Exited, 1, pt.T0.Add(3*time.Minute), 1)
+	f.Container("c-new", "sb-2", pt.Regular, "app", pt.Running, 2, pt.T0.Add(4*time.Minute), 0)
+	f.Container("c-old", "sb-1", pt.Regular, "app", pt.Exited, 0, pt.T0.Add(90*time.Second), 1)
 
 	st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
 	if err != nil {
@@ -268,9 +202,9 @@ func TestObserverSandboxIPs(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			rt := criapitesting.NewFakeRuntimeService()
 			pod := pt.Pod()
-			f := criPod{rt, pod}
+			f := pt.CRI{Runtime: rt, Pod: pod}
 			for i, s := range tc.sandboxes {
-				f.sandbox(s.id, uint32(i), s.ready, pt.T0.Add(time.Duration(i)*time.Minute), s.ips...)
+				f.Sandbox(s.id, uint32(i), s.ready, pt.T0.Add(time.Duration(i)*time.Minute), s.ips...)
 			}
 			st, err := podstate.NewObserver(rt).Observe(ctx, pod.UID)
 			if err != nil {
@@ -297,12 +231,12 @@ func TestObserverCachesContainerStatus(t *testing.T) {
 	rt := criapitesting.NewFakeRuntimeService()
 	pod := pt.Pod(pt.WithSidecar("proxy"))
 	other := pt.Pod(func(p *v1.Pod) { p.Name, p.UID = "other", "uid-2" })
-	f, g := criPod{rt, pod}, criPod{rt, other}
-	f.sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
-	app := f.container("c-app", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
-	f.container("c-proxy", "sb1", pt.Init, "proxy", pt.Exited, 0, pt.T0, 1)
-	g.sandbox("sb2", 0, true, pt.T0, "10.88.0.3")
-	g.container("c-other", "sb2", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	f, g := pt.CRI{Runtime: rt, Pod: pod}, pt.CRI{Runtime: rt, Pod: other}
+	f.Sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
+	app := f.Container("c-app", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	f.Container("c-proxy", "sb1", pt.Init, "proxy", pt.Exited, 0, pt.T0, 1)
+	g.Sandbox("sb2", 0, true, pt.T0, "10.88.0.3")
+	g.Container("c-other", "sb2", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
 	obs := podstate.NewObserver(rt)
 
 	// observe returns the pod's state and how many ContainerStatus calls
@@ -380,9 +314,9 @@ func TestObserverErrors(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			rt := criapitesting.NewFakeRuntimeService()
 			pod := pt.Pod()
-			f := criPod{rt, pod}
-			f.sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
-			f.container("c1", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+			f := pt.CRI{Runtime: rt, Pod: pod}
+			f.Sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
+			f.Container("c1", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
 			injected := errors.New("runtime unavailable")
 			rt.InjectError(method, injected)
 			// An unreadable runtime is an unknown state, never an empty

@@ -7,50 +7,13 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	criapitesting "k8s.io/cri-api/pkg/apis/testing"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	pt "github.com/ephemeral-agent/ephemeral-agent/pkg/podstate/podstatetest"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/streaming"
 )
-
-// podCache is the agent's pod cache as a podstate.Lookup reads it.
-type podCache map[string]*v1.Pod
-
-func (c podCache) GetPod(namespace, name string) (*v1.Pod, bool) {
-	p, ok := c[namespace+"/"+name]
-	return p, ok
-}
-
-// addSandbox adds a sandbox of pod to the fake runtime, labelled as the
-// sync loop labels it.
-func addSandbox(rt *criapitesting.FakeRuntimeService, pod *v1.Pod, id string, ready bool, created time.Time) {
-	state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-	if ready {
-		state = runtimeapi.PodSandboxState_SANDBOX_READY
-	}
-	rt.Sandboxes[id] = &criapitesting.FakePodSandbox{PodSandboxStatus: runtimeapi.PodSandboxStatus{
-		Id: id, State: state, CreatedAt: created.UnixNano(), Labels: criconfig.SandboxLabels(pod),
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
-		Network:  &runtimeapi.PodSandboxNetworkStatus{Ip: "10.88.0.2"},
-	}}
-}
-
-// addContainer adds an instance of the pod's container to the fake
-// runtime, labelled and annotated as the sync loop creates it.
-func addContainer(rt *criapitesting.FakeRuntimeService, pod *v1.Pod, sandboxID, id string, typ criconfig.ContainerType, name string, st runtimeapi.ContainerState, created time.Time) {
-	spec := podstate.ContainerSpec(pod, typ, name)
-	rt.Containers[id] = &criapitesting.FakeContainer{SandboxID: sandboxID, ContainerStatus: runtimeapi.ContainerStatus{
-		Id: id, State: st, CreatedAt: created.UnixNano(),
-		Metadata:    &runtimeapi.ContainerMetadata{Name: name},
-		Image:       &runtimeapi.ImageSpec{Image: spec.Image},
-		Labels:      criconfig.ContainerLabels(pod, name),
-		Annotations: criconfig.ContainerAnnotations(pod, spec, typ, 0),
-	}}
-}
 
 // testPod has a regular container app, an init container setup, an
 // ephemeral container debug with a terminal, and a regular container
@@ -67,17 +30,19 @@ func TestFromPodState(t *testing.T) {
 	// running: sb2, the newest sandbox, is ready. app restarted: its
 	// newest instance is in sb2, an older one in sb1.
 	running := criapitesting.NewFakeRuntimeService()
-	addSandbox(running, pod, "sb1", false, pt.T0)
-	addSandbox(running, pod, "sb2", true, pt.T0.Add(time.Minute))
-	addContainer(running, pod, "sb1", "app-0", pt.Regular, "app", pt.Exited, pt.T0.Add(10*time.Second))
-	addContainer(running, pod, "sb2", "setup-0", pt.Init, "setup", pt.Exited, pt.T0.Add(65*time.Second))
-	addContainer(running, pod, "sb2", "app-1", pt.Regular, "app", pt.Running, pt.T0.Add(70*time.Second))
-	addContainer(running, pod, "sb2", "debug-0", pt.Ephemeral, "debug", pt.Exited, pt.T0.Add(80*time.Second))
+	inRunning := pt.CRI{Runtime: running, Pod: pod}
+	inRunning.Sandbox("sb1", 0, false, pt.T0, "10.88.0.2")
+	inRunning.Sandbox("sb2", 0, true, pt.T0.Add(time.Minute), "10.88.0.2")
+	inRunning.Container("app-0", "sb1", pt.Regular, "app", pt.Exited, 0, pt.T0.Add(10*time.Second), 0)
+	inRunning.Container("setup-0", "sb2", pt.Init, "setup", pt.Exited, 0, pt.T0.Add(65*time.Second), 0)
+	inRunning.Container("app-1", "sb2", pt.Regular, "app", pt.Running, 0, pt.T0.Add(70*time.Second), 0)
+	inRunning.Container("debug-0", "sb2", pt.Ephemeral, "debug", pt.Exited, 0, pt.T0.Add(80*time.Second), 0)
 	// stopped: the newest sandbox is stopped, an older one is still ready.
 	stopped := criapitesting.NewFakeRuntimeService()
-	addSandbox(stopped, pod, "sb1", true, pt.T0)
-	addSandbox(stopped, pod, "sb2", false, pt.T0.Add(time.Minute))
-	addContainer(stopped, pod, "sb2", "app-1", pt.Regular, "app", pt.Exited, pt.T0.Add(70*time.Second))
+	inStopped := pt.CRI{Runtime: stopped, Pod: pod}
+	inStopped.Sandbox("sb1", 0, true, pt.T0, "10.88.0.2")
+	inStopped.Sandbox("sb2", 0, false, pt.T0.Add(time.Minute), "10.88.0.2")
+	inStopped.Container("app-1", "sb2", pt.Regular, "app", pt.Exited, 0, pt.T0.Add(70*time.Second), 0)
 
 	for _, tc := range []struct {
 		name      string
@@ -116,7 +81,7 @@ func TestFromPodState(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
-			pods := streaming.FromPodState(podstate.NewLookup(podCache{"default/app": pod}, podstate.NewObserver(tc.rt)))
+			pods := streaming.FromPodState(podstate.NewLookup(pt.NewPods(pod), podstate.NewObserver(tc.rt)))
 			got, err := pods.StreamTarget(ctx, "default", tc.pod, tc.uid, tc.container)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
@@ -147,7 +112,7 @@ func TestFromPodState(t *testing.T) {
 	broken := criapitesting.NewFakeRuntimeService()
 	broken.InjectError("ListContainers", errors.New("runtime unavailable"))
 	_, ctx := ktesting.NewTestContext(t)
-	_, err := streaming.FromPodState(podstate.NewLookup(podCache{"default/app": pod}, podstate.NewObserver(broken))).
+	_, err := streaming.FromPodState(podstate.NewLookup(pt.NewPods(pod), podstate.NewObserver(broken))).
 		StreamTarget(ctx, "default", "app", "", "app")
 	if err == nil || errors.Is(err, podstate.ErrPodNotFound) || errors.Is(err, podstate.ErrContainerNotFound) {
 		t.Errorf("StreamTarget over a broken runtime = %v, want an error that is neither not-found", err)

@@ -1,6 +1,8 @@
 // Package podstatetest builds pods and observed pod states for the table
-// tests of the packages that read them (the plan, the status). It is for
-// tests only.
+// tests of the packages that read them (the plan, the status), and the
+// fakes a podstate.Lookup reads (a pod cache, a CRI runtime holding a
+// pod's sandboxes and containers) for the packages that look pods up (the
+// observer, logs, streaming). It is for tests only.
 package podstatetest
 
 import (
@@ -28,6 +30,27 @@ const (
 	Created = runtimeapi.ContainerState_CONTAINER_CREATED
 	Unknown = runtimeapi.ContainerState_CONTAINER_UNKNOWN
 )
+
+// Pods is the agent's pod cache as a podstate.Lookup reads it: pods keyed
+// "namespace/name".
+type Pods map[string]*v1.Pod
+
+var _ podstate.PodGetter = Pods(nil)
+
+// NewPods returns a cache of those pods.
+func NewPods(pods ...*v1.Pod) Pods {
+	c := make(Pods, len(pods))
+	for _, p := range pods {
+		c[p.Namespace+"/"+p.Name] = p
+	}
+	return c
+}
+
+// GetPod returns the cached pod namespace/name.
+func (c Pods) GetPod(namespace, name string) (*v1.Pod, bool) {
+	p, ok := c[namespace+"/"+name]
+	return p, ok
+}
 
 // Pod returns pod default/app (UID uid-1, restart policy Always) with one
 // regular container "app" of a distroless image, changed by mutate.
