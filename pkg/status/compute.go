@@ -153,7 +153,10 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 		}
 	case cur.Exited():
 		t := terminated(cur, cs.ContainerID)
-		if hasWaiting {
+		// An ephemeral container never restarts: a reason from the start
+		// that just failed (RunContainerError) does not hide how it ended
+		// (StartError and the runtime's message).
+		if hasWaiting && typ != criconfig.ContainerTypeEphemeral {
 			// Waiting to restart: the exit becomes the last state.
 			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
 			cs.LastTerminationState.Terminated = t

@@ -326,3 +326,17 @@ func TestAbortedEphemeralStartInEarlierSandbox(t *testing.T) {
 		t.Errorf("status %+v, want Terminated StartError", cs)
 	}
 }
+
+// A debug command the image cannot run: the start fails in this very sync
+// (RunContainerError), and the container already shows how it ended.
+func TestEphemeralStartRefusedShowsItsEnd(t *testing.T) {
+	refused := ctr("e1", eph, "debug", exited, 0, 128, "StartError")
+	refused.StartedAt = time.Time{}
+	refused.Message = `failed to create containerd task: exec: "sh": executable file not found in $PATH: unknown`
+	w := map[podstate.ContainerKey]podstate.Waiting{{Type: eph, Name: "debug"}: {Reason: "RunContainerError", Message: refused.Message}}
+	s := Compute(pod(ephemeral("debug")), podState(ctr("c1", reg, "app", running, 0, 0, ""), refused), w, node, t0)
+	got := s.EphemeralContainerStatuses[0].State
+	if got.Terminated == nil || got.Terminated.Reason != "StartError" || got.Terminated.ExitCode != 128 || got.Terminated.Message != refused.Message {
+		t.Errorf("state = %+v, want Terminated StartError 128 with the runtime's message", got)
+	}
+}
