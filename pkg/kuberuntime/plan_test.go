@@ -410,7 +410,7 @@ func TestPlanEphemeralExactlyOnce(t *testing.T) {
 	app := ctr("c1", "sb1", regT, "app", running, 0, 0)
 	aborted := ctr("e1", "sb1", ephT, "debug", exited, 0, 128)
 	aborted.StartedAt = time.Time{}
-	aborted.Message = `failed to start containerd task "e1": context canceled: unknown`
+	aborted.Message = "failed to create containerd task: failed to create shim task: context canceled: unknown"
 	refused := aborted
 	refused.Message = `failed to create containerd task: exec: "sh": executable file not found in $PATH: unknown`
 	withRecord := func(s *podstate.PodState, r podstate.Record) *podstate.PodState {

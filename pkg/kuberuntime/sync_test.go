@@ -260,7 +260,7 @@ func TestSyncEphemeralAbortedStartIsReplacedOnce(t *testing.T) {
 		rt.Lock()
 		c := rt.Containers[dbg[0].Id]
 		c.State, c.StartedAt, c.ExitCode = runtimeapi.ContainerState_CONTAINER_EXITED, 0, 128
-		c.Reason, c.Message = "StartError", `failed to start containerd task "x": context canceled: unknown`
+		c.Reason, c.Message = "StartError", "failed to create containerd task: failed to create shim task: context canceled: unknown"
 		rt.Unlock()
 	}
 	for i := 1; i <= podstate.MaxReplacements+1; i++ {

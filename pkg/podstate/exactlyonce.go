@@ -19,9 +19,16 @@ import (
 // before it is made, so an agent killed over and over cannot loop.
 const MaxReplacements = 3
 
-// Messages of containerd for a start it gave up because its caller went
-// away: the CRI call's context was cancelled, or the shim was killed along
-// with the agent's process group.
+// A start containerd gave up because its caller went away: the CRI call's
+// context was cancelled, or the shim was killed along with the agent's
+// process group. Only an abort while the task was being created proves the
+// command never ran: containerd wraps that in "failed to create containerd
+// task". Once the task exists ("failed to start containerd task"), the
+// shim may already have started the process, which containerd then kills:
+// the command ran, if only for a moment, and running it again would be a
+// second run.
+const abortedCreate = "failed to create containerd task"
+
 var abortedStartMessages = []string{
 	"context canceled",
 	"context deadline exceeded",
@@ -61,11 +68,13 @@ func ReportedEphemeral(pod *v1.Pod, name string) *v1.ContainerStatus {
 
 // AbortedStart reports whether c never ran because the runtime aborted its
 // start when its caller, the agent, went away: it exited without a start
-// time, and the runtime's message says the call was cancelled. A start the
-// runtime refused for the container's own reasons (an executable that does
-// not exist) is not aborted: its exit is final.
+// time, while its task was being created, and the runtime's message says
+// the call was cancelled. A start the runtime refused for the container's
+// own reasons (an executable that does not exist) is not aborted, and
+// neither is one aborted once the task existed, whose process may have run:
+// their exits are final.
 func AbortedStart(c *Container) bool {
-	if !c.Exited() || !c.StartedAt.IsZero() {
+	if !c.Exited() || !c.StartedAt.IsZero() || !strings.Contains(c.Message, abortedCreate) {
 		return false
 	}
 	for _, m := range abortedStartMessages {

@@ -63,8 +63,9 @@ func TestAbortedStart(t *testing.T) {
 		c    *podstate.Container
 		want bool
 	}{
-		{"start cancelled with the agent", never(`failed to start containerd task "e1": context canceled: unknown`), true},
+		{"task creation cancelled with the agent", never("failed to create containerd task: failed to create shim task: context canceled: unknown"), true},
 		{"shim killed with the agent", never("failed to create containerd task: failed to start shim: start failed: signal: killed: unknown"), true},
+		{"start cancelled once the task existed: it may have run", never(`failed to start containerd task "e1": context canceled: unknown`), false},
 		{"start refused: no such executable", never(`failed to create containerd task: exec: "sh": executable file not found in $PATH: unknown`), false},
 		{"it ran: its own exit", &ran, false},
 		{"running", &running, false},

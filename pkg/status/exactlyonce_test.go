@@ -190,7 +190,7 @@ func TestUnknownContainerState(t *testing.T) {
 func TestAbortedEphemeralStart(t *testing.T) {
 	aborted := ctr("e1", eph, "debug", exited, 0, 128, "StartError")
 	aborted.StartedAt = time.Time{}
-	aborted.Message = "failed to start containerd task: context canceled"
+	aborted.Message = "failed to create containerd task: failed to create shim task: context canceled: unknown"
 	appRunning := ctr("c1", reg, "app", running, 0, 0, "")
 	t.Run("replacements left: Waiting", func(t *testing.T) {
 		st := withRecords(podState(appRunning, aborted), map[string]podstate.Record{"debug": {ContainerID: "e1", Replacements: 1}})
@@ -316,7 +316,7 @@ func expectEqual(t *testing.T, what string, want, got any) {
 // The plan replaces an aborted start in the pod's current sandbox only.
 func TestAbortedEphemeralStartInEarlierSandbox(t *testing.T) {
 	aborted := podstatetest.Ctr("e1", "sb0", eph, "debug", exited, 0, 128)
-	aborted.Reason, aborted.Message = "StartError", "context canceled"
+	aborted.Reason, aborted.Message = "StartError", "failed to create containerd task: failed to create shim task: context canceled: unknown"
 	aborted.StartedAt = time.Time{}
 	st := podstatetest.State([]podstate.Sandbox{podstatetest.ReadySandbox("sb1", 1), podstatetest.DeadSandbox("sb0", 0)},
 		ctr("c1", reg, "app", running, 0, 0, ""), aborted)
