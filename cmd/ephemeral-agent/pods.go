@@ -9,9 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
@@ -24,7 +27,10 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podsource"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/prober"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/servicenv"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/status"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
 )
 
@@ -38,6 +44,10 @@ type podMachinery struct {
 	status      *status.Manager
 	volumes     *volume.Manager
 	broadcaster record.EventBroadcaster
+	// services is the informer on all Services, for the containers'
+	// service variables; servicesSynced tells when its cache is filled.
+	services       informers.SharedInformerFactory
+	servicesSynced cache.InformerSynced
 	// cacheSyncTimeout and statusWorkers are the flags run needs.
 	cacheSyncTimeout time.Duration
 	statusWorkers    int
@@ -71,6 +81,12 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if pm.source, err = podsource.New(client, o.nodeName); err != nil {
 		return nil, err
 	}
+	// Service variables, as the kubelet's, from every namespace's
+	// Services (the default namespace's kubernetes one for every pod).
+	pm.services = informers.NewSharedInformerFactory(client, 0)
+	serviceInformer := pm.services.Core().V1().Services()
+	pm.servicesSynced = serviceInformer.Informer().HasSynced
+	serviceEnv := servicenv.NewEnv(serviceInformer.Lister(), pm.servicesSynced)
 	// Start records live in the pods' directories beside their volumes, so
 	// they go with the pod's directory, and only then.
 	records := podstate.NewRecordStore(filepath.Join(o.rootDir, "pods"))
@@ -81,6 +97,15 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	// below: a finished pull always has workers to enqueue its pods with.
 	pulls := images.NewBackground(ctx, images.NewPuller(imageService, recorder, images.NewBackoff()), o.imagePullTimeout,
 		func(uid types.UID) { pm.workers.Enqueue(uid) })
+	// Probes run only for containers a sync saw running, after pm.workers
+	// is set below: a verdict always has workers to enqueue its pod with.
+	probes := prober.NewManager(ctx, prober.Options{
+		Runtime:    runtime,
+		Recorder:   recorder,
+		OnChange:   func(uid types.UID) { pm.workers.Enqueue(uid) },
+		Registerer: reg,
+		NodeIPs:    []string{o.nodeIP},
+	})
 	pm.syncer = kuberuntime.NewSyncer(kuberuntime.Config{
 		PodLogsDir: o.podLogsDir,
 		RootDir:    o.rootDir,
@@ -97,9 +122,11 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Status:   pm.status,
 		Recorder: recorder,
 		Clock:    clk,
+		Services: serviceEnv,
 		Records:  records,
 		Observer: observer,
 		Metrics:  kuberuntime.NewMetrics(reg),
+		Prober:   probes,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:      o.podSyncWorkers,
@@ -109,20 +136,48 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
 		return nil, err
 	}
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	// Events have an API budget of their own, the kubelet's --event-qps
+	// and --event-burst defaults: every failed probe is an Event, and they
+	// must not hold back status updates behind the client's rate limit.
+	eventCfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig for events: %w", err)
+	}
+	eventCfg.QPS, eventCfg.Burst = 50, 100
+	eventCfg.UserAgent = "ephemeral-agent/" + version.Get()
+	eventClient, err := kubernetes.NewForConfig(eventCfg)
+	if err != nil {
+		return nil, fmt.Errorf("event client: %w", err)
+	}
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	return pm, nil
 }
 
-// run starts the informer, waits for its cache (so no pod is mistaken for
-// deleted), then syncs pods until ctx ends.
+// run starts the informers, waits for their caches (so no pod is mistaken
+// for deleted and the first containers get their service variables), then
+// syncs pods until ctx ends.
 func (pm *podMachinery) run(ctx context.Context) error {
 	defer pm.broadcaster.Shutdown()
 	go pm.source.Run(ctx)
+	// The Service informer stops with run, whatever ends it.
+	servicesCtx, stopServices := context.WithCancel(ctx)
+	defer pm.services.Shutdown()
+	defer stopServices()
+	pm.services.StartWithContext(servicesCtx)
 	if !pm.source.WaitForSync(ctx, pm.cacheSyncTimeout) {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("pod cache did not sync")
+	}
+	// As the kubelet, a Service cache that is late does not hold the
+	// agent: containers fail to start (CreateContainerConfigError, retried)
+	// until it is filled, rather than start without their variables.
+	if !waitForCacheSync(ctx, pm.cacheSyncTimeout, pm.servicesSynced) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		klog.FromContext(ctx).Error(nil, "Service cache did not sync; containers wait for it to start")
 	}
 	klog.FromContext(ctx).Info("Pod cache synced", "pods", len(pm.source.Pods()))
 	for _, p := range pm.source.Pods() {
@@ -134,6 +189,13 @@ func (pm *podMachinery) run(ctx context.Context) error {
 	go pm.status.Run(ctx, pm.statusWorkers)
 	pm.workers.Run(ctx)
 	return nil
+}
+
+// waitForCacheSync waits at most timeout for synced.
+func waitForCacheSync(ctx context.Context, timeout time.Duration, synced cache.InformerSynced) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return cache.WaitForCacheSync(ctx.Done(), synced)
 }
 
 // nodeConfig describes the machine to the config builder: cgroup version,

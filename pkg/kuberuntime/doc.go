@@ -50,11 +50,22 @@
 // own backoff (package images), so a retry during it reports
 // ImagePullBackOff without pulling.
 //
+// # Probes
+//
+// With a Prober (Deps.Prober, pkg/prober's Manager), every observation is
+// followed by Prober.UpdatePod, which starts and stops the probes of the
+// running containers and whose verdicts the Syncer puts into
+// PodState.Probes. Plan stays pure: it reads a liveness or startup failure
+// there and kills the container with the kubelet's message and the probe's
+// own terminationGracePeriodSeconds; its restart policy then restarts it,
+// with backoff. The status reads ready and started from the same field.
+// Without a Prober, every running container is started and ready.
+//
 // # Embedding
 //
 // Everything the loop needs is an interface declared in interfaces.go:
 // Runtime (k8s.io/cri-client's RuntimeService fits), PodSource, Images,
-// Volumes, Secrets, StatusSink and Recorder. Example shows the loop driven
+// Volumes, Secrets, StatusSink and Recorder, and the optional Prober. Example shows the loop driven
 // with fakes. The package keeps no globals; Metrics are registered with
 // the registry the embedder gives.
 //

@@ -70,6 +70,16 @@ type Secrets interface {
 	criconfig.EnvSources
 }
 
+// Services gives containers the service environment variables the kubelet
+// computes from the cluster's Services (KUBERNETES_SERVICE_HOST, ... and,
+// with enableServiceLinks, those of the pod's namespace); servicenv.Env
+// satisfies it. They are read when a container is created and fixed for
+// its life. An error fails that container's start with
+// CreateContainerConfigError, to be retried.
+type Services interface {
+	ServiceEnv(pod *v1.Pod) (map[string]string, error)
+}
+
 // StatusSink receives, after every sync, what the pod's status must say.
 // It is called with the pod's observed state and the Waiting reasons of
 // containers that failed to start or wait for backoff.
@@ -86,4 +96,15 @@ type StatusSink interface {
 // Recorder emits Events (client-go's record.EventRecorder satisfies it).
 type Recorder interface {
 	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{})
+}
+
+// Prober runs the liveness, readiness and startup probes of the pods'
+// running containers (pkg/prober's Manager satisfies it).
+type Prober interface {
+	// UpdatePod probes the pod's running containers of state, stops
+	// probing those that no longer run, and returns what the probes say of
+	// each running regular container and sidecar, by container ID.
+	UpdatePod(pod *v1.Pod, state *podstate.PodState) map[string]podstate.Probed
+	// ForgetPod stops every probe of a pod that is gone.
+	ForgetPod(uid types.UID)
 }

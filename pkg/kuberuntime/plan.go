@@ -2,6 +2,7 @@ package kuberuntime
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -60,6 +61,9 @@ type KillAction struct {
 	Type        criconfig.ContainerType
 	// Message explains why, for the Killing event.
 	Message string
+	// GracePeriod, when set, replaces the pod's grace period: a failed
+	// liveness or startup probe's own terminationGracePeriodSeconds.
+	GracePeriod *int64
 }
 
 // StartAction starts one container of the pod spec.
@@ -232,6 +236,8 @@ func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Cont
 		p.killUnknown(typ, cur)
 	case cur.Created():
 		p.startCreated(typ, i, cur)
+	case cur.Running() && p.state.Probes[cur.ID].Failed != "":
+		p.killUnhealthy(typ, c, cur)
 	case cur.Running():
 		if cur.Hash != "" && cur.Hash != criconfig.HashContainer(c) {
 			// The spec changed under a running container (an image
@@ -278,6 +284,25 @@ func (p *planner) planEphemeral() {
 func (p *planner) killUnknown(typ criconfig.ContainerType, cur *podstate.Container) {
 	p.actions.ContainersToKill = append(p.actions.ContainersToKill, KillAction{ContainerID: cur.ID, Name: cur.Name, Type: typ,
 		Message: fmt.Sprintf("Container %s is in an unknown state, it will be killed", cur.Name)})
+}
+
+// killUnhealthy stops a container whose liveness or startup probe failed
+// past its failureThreshold, as the kubelet does, with the probe's own
+// terminationGracePeriodSeconds when it has one. Once it has exited, its
+// restart policy decides, with backoff.
+func (p *planner) killUnhealthy(typ criconfig.ContainerType, c *v1.Container, cur *podstate.Container) {
+	failed := p.state.Probes[cur.ID].Failed
+	probe := c.LivenessProbe
+	if failed == podstate.Startup {
+		probe = c.StartupProbe
+	}
+	k := KillAction{ContainerID: cur.ID, Name: c.Name, Type: typ,
+		Message: fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(failed)))}
+	if probe != nil && probe.TerminationGracePeriodSeconds != nil {
+		g := *probe.TerminationGracePeriodSeconds
+		k.GracePeriod = &g
+	}
+	p.actions.ContainersToKill = append(p.actions.ContainersToKill, k)
 }
 
 func (p *planner) restartWithBackoff(typ criconfig.ContainerType, i int, cur *podstate.Container) {

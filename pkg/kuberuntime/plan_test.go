@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
@@ -293,6 +294,41 @@ func TestPlan(t *testing.T) {
 			state: state([]podstate.Sandbox{readySandbox("sb2", 1), deadSandbox("sb1", 0)}, ctr("s1", "sb1", initT, "proxy", exited, 0, 0)),
 			want:  Actions{SandboxID: "sb2", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1)}},
 		},
+		{
+			name:  "liveness failed: killed with the kubelet's message, the pod's grace",
+			pod:   testPod(withLiveness(nil)),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)), "c1", podstate.Probed{Started: true, Failed: podstate.Liveness}),
+			want: Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "c1", Name: "app", Type: regT,
+				Message: "Container app failed liveness probe, will be restarted"}}},
+		},
+		{
+			name:  "liveness failed with the probe's own grace period",
+			pod:   testPod(withLiveness(ptr.To[int64](3))),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)), "c1", podstate.Probed{Started: true, Failed: podstate.Liveness}),
+			want: Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "c1", Name: "app", Type: regT,
+				Message: "Container app failed liveness probe, will be restarted", GracePeriod: ptr.To[int64](3)}}},
+		},
+		{
+			name: "startup failed: killed with the startup probe's grace",
+			pod: testPod(func(p *v1.Pod) {
+				p.Spec.Containers[0].StartupProbe = &v1.Probe{TerminationGracePeriodSeconds: ptr.To[int64](5)}
+			}),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)), "c1", podstate.Probed{Failed: podstate.Startup}),
+			want: Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "c1", Name: "app", Type: regT,
+				Message: "Container app failed startup probe, will be restarted", GracePeriod: ptr.To[int64](5)}}},
+		},
+		{
+			name:  "not ready is no reason to kill",
+			pod:   testPod(withLiveness(nil)),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)), "c1", podstate.Probed{Started: true}),
+			want:  Actions{SandboxID: "sb1"},
+		},
+		{
+			name:  "killed after liveness failure: restarted at once the first time",
+			pod:   testPod(withLiveness(nil)),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 137)), "c1", podstate.Probed{Failed: podstate.Liveness}),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := tc.now
@@ -305,6 +341,19 @@ func TestPlan(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withLiveness gives the container a liveness probe with that grace.
+func withLiveness(grace *int64) func(*v1.Pod) {
+	return func(p *v1.Pod) {
+		p.Spec.Containers[0].LivenessProbe = &v1.Probe{TerminationGracePeriodSeconds: grace}
+	}
+}
+
+// probed sets what the probes say of container id.
+func probed(s *podstate.PodState, id string, p podstate.Probed) *podstate.PodState {
+	s.Probes = map[string]podstate.Probed{id: p}
+	return s
 }
 
 func TestRestartDelay(t *testing.T) {

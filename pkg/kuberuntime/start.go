@@ -92,6 +92,11 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		Sources:      p.Secrets,
 		Node:         p.cfg.Node,
 	}
+	if p.Services != nil {
+		if opts.ServiceEnv, err = p.Services.ServiceEnv(pod); err != nil {
+			return fail(ReasonCreateContainerConfigError, err, true)
+		}
+	}
 	if len(p.podIPs) > 0 {
 		opts.PodIP = p.podIPs[0]
 	}

@@ -47,6 +47,8 @@ type Deps struct {
 	Status   StatusSink
 	Recorder Recorder
 	Clock    clock.Clock
+	// Services may be nil: containers then get no service variables.
+	Services Services
 	// Records keeps the durable start records of ephemeral containers. It
 	// may be nil: "already created" then rests on the runtime and the
 	// pod's reported status alone, and a container the runtime loses
@@ -60,6 +62,9 @@ type Deps struct {
 	Observer *podstate.Observer
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Prober runs the containers' probes. It may be nil: no probes run,
+	// and every running container counts as started and ready.
+	Prober Prober
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -101,6 +106,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	if !exists {
 		return 0, s.removePod(ctx, uid, state)
 	}
+	s.probe(pod, state)
 
 	p := &podSync{Syncer: s, pod: pod, state: state, waiting: map[podstate.ContainerKey]podstate.Waiting{}}
 	var volumeErr error
@@ -142,6 +148,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 		if state, err = s.Observer.Observe(ctx, uid); err != nil {
 			return 0, err
 		}
+		s.probe(pod, state)
 	}
 	s.Status.SetPodStatus(pod, state, p.waiting)
 
@@ -157,6 +164,15 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 		return actions.RequeueAfter, errRetry
 	}
 	return actions.RequeueAfter, nil
+}
+
+// probe starts and stops the pod's probes for the containers that run in
+// state, and puts what they say into state.Probes, for the plan and the
+// status.
+func (s *Syncer) probe(pod *v1.Pod, state *podstate.PodState) {
+	if s.Prober != nil {
+		state.Probes = s.Prober.UpdatePod(pod, state)
+	}
 }
 
 // HasPod reports whether anything of the pod with that UID may still run,
@@ -208,7 +224,7 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 	}
 	for _, k := range a.ContainersToKill {
 		p.Recorder.Eventf(containerRef(pod, k.Type, k.Name), v1.EventTypeNormal, "Killing", "%s", k.Message)
-		if err := p.stopContainer(ctx, pod, k.ContainerID, k.Type, k.Name); err != nil {
+		if err := p.stopContainerGrace(ctx, pod, k.ContainerID, k.Type, k.Name, k.GracePeriod); err != nil {
 			logger.Error(err, "Failed to stop container", "containerName", k.Name, "containerID", k.ContainerID)
 			return true
 		}
@@ -432,7 +448,17 @@ func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *podstate.PodSt
 // stopContainer runs the container's preStop hook, then stops it with what
 // is left of the grace period.
 func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, name string) error {
+	return s.stopContainerGrace(ctx, pod, id, typ, name, nil)
+}
+
+// stopContainerGrace is stopContainer with the grace period override
+// instead of the pod's, when set (a failed probe's own
+// terminationGracePeriodSeconds).
+func (s *Syncer) stopContainerGrace(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, name string, override *int64) error {
 	grace := gracePeriod(pod)
+	if override != nil && pod.DeletionGracePeriodSeconds == nil {
+		grace = *override
+	}
 	start := s.Clock.Now()
 	if spec := podstate.ContainerSpec(pod, typ, name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
 		s.runPreStop(ctx, pod, id, typ, spec, time.Duration(grace)*time.Second)
@@ -451,6 +477,9 @@ func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ 
 func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.PodState) error {
 	logger := klog.FromContext(ctx)
 	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
+		if s.Prober != nil {
+			s.Prober.ForgetPod(uid)
+		}
 		s.Status.ForgetPod(uid)
 		s.Images.ForgetPod(uid)
 		return s.Volumes.TearDown(ctx, uid)
@@ -485,6 +514,9 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 	s.Status.ForgetPod(uid)
 	s.Images.ForgetPod(uid)
 	s.Metrics.forgetPod(uid)
+	if s.Prober != nil {
+		s.Prober.ForgetPod(uid)
+	}
 	return s.Volumes.TearDown(ctx, uid)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -13,6 +14,7 @@ import (
 	criapitesting "k8s.io/cri-api/pkg/apis/testing"
 	"k8s.io/klog/v2/ktesting"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
@@ -330,3 +332,87 @@ func (v *switchableVolumes) SetUp(context.Context, *v1.Pod) (Mounter, error) {
 	return noMounter{}, nil
 }
 func (*switchableVolumes) TearDown(context.Context, types.UID) error { return nil }
+
+// failingProber says every running container failed its liveness probe
+// once fail is set.
+type failingProber struct {
+	fail   bool
+	calls  int
+	forgot []types.UID
+}
+
+func (f *failingProber) UpdatePod(_ *v1.Pod, state *podstate.PodState) map[string]podstate.Probed {
+	f.calls++
+	out := map[string]podstate.Probed{}
+	for _, c := range state.Containers {
+		if c.Running() {
+			out[c.ID] = podstate.Probed{Started: true, Ready: !f.fail}
+			if f.fail {
+				out[c.ID] = podstate.Probed{Started: true, Failed: podstate.Liveness}
+			}
+		}
+	}
+	return out
+}
+
+func (f *failingProber) ForgetPod(uid types.UID) { f.forgot = append(f.forgot, uid) }
+
+// stopTimeouts records the timeouts StopContainer is called with.
+type stopTimeouts struct {
+	*criapitesting.FakeRuntimeService
+	timeouts []int64
+}
+
+func (s *stopTimeouts) StopContainer(ctx context.Context, id string, timeout int64) error {
+	s.timeouts = append(s.timeouts, timeout)
+	return s.FakeRuntimeService.StopContainer(ctx, id, timeout)
+}
+
+func TestSyncKillsOnLivenessFailureWithTheProbesGrace(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(func(p *v1.Pod) {
+		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](30)
+		p.Spec.Containers[0].LivenessProbe = &v1.Probe{TerminationGracePeriodSeconds: ptr.To[int64](3)}
+	})
+	s, rt, _, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	stops := &stopTimeouts{FakeRuntimeService: rt}
+	s.Runtime = stops
+	pr := &failingProber{}
+	s.Prober = pr
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if len(stops.timeouts) != 0 || pr.calls == 0 {
+		t.Fatalf("healthy pod: stops %v, prober calls %d", stops.timeouts, pr.calls)
+	}
+	pr.fail = true
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if len(stops.timeouts) != 1 || stops.timeouts[0] != 3 {
+		t.Errorf("StopContainer timeouts %v, want [3]", stops.timeouts)
+	}
+	if ev := eventsWith(rec, "Killing"); len(ev) != 1 || ev[0] != "Normal Killing Container app failed liveness probe, will be restarted" {
+		t.Errorf("Killing events %q", ev)
+	}
+	if cs := containersNamed(t, rt, "app"); len(cs) != 1 || cs[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("containers after the kill: %v", cs)
+	}
+	// The next sync restarts it (first restart: no backoff). The fake
+	// runtime dates the exit by the real clock.
+	pr.fail = false
+	s.Clock = clocktesting.NewFakeClock(time.Now().Add(time.Minute))
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(containersNamed(t, rt, "app")); n != 2 {
+		t.Errorf("%d containers, want the killed one and its restart", n)
+	}
+	s.Pods = fakePods{}
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.forgot) == 0 {
+		t.Error("the prober was not told the pod is gone")
+	}
+}

@@ -21,6 +21,36 @@ type PodState struct {
 	// name: each says the container was created once, whatever the
 	// runtime still holds.
 	Records map[string]Record
+	// Probes holds what the liveness, readiness and startup probes say of
+	// the pod's running regular containers and sidecars, by container ID.
+	// The sync loop fills it from its prober after each observation; nil
+	// when no prober runs, and then every running container counts as
+	// started and ready.
+	Probes map[string]Probed
+}
+
+// ProbeType names a kind of probe, as the kubelet's Events and metrics
+// word it.
+type ProbeType string
+
+// The probe types.
+const (
+	Liveness  ProbeType = "Liveness"
+	Readiness ProbeType = "Readiness"
+	Startup   ProbeType = "Startup"
+)
+
+// Probed is what the probes say of one running container.
+type Probed struct {
+	// Started: its startup probe succeeded, or it has none.
+	Started bool
+	// Ready: its readiness probe's verdict (false until the first
+	// success), or Started when it has none.
+	Ready bool
+	// Failed is Liveness or Startup once that probe failed failureThreshold
+	// times in a row: the container is to be killed, and its restart
+	// policy decides what follows. Empty otherwise.
+	Failed ProbeType
 }
 
 // Sandbox is one CRI pod sandbox of the pod.

@@ -25,8 +25,10 @@ type NodeInfo struct {
 
 // Compute returns the pod status the runtime's state implies: phase,
 // conditions, addresses and one status per container of the spec (init,
-// regular, ephemeral). waiting holds the reasons of containers that failed
-// to start or wait for backoff. It is a pure function. The status the pod
+// regular, ephemeral). state.Probes, when set, says which running
+// containers have started and are ready. waiting holds the reasons of
+// containers that failed to start or wait for backoff. It is a pure
+// function. The status the pod
 // has in the API (pod.Status) is read for what the agent does not own
 // (start time, PodScheduled), for what the runtime may have lost (an
 // ephemeral container's reported state, see lostEphemeral) and to never
@@ -145,9 +147,17 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 	case cur.Running():
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.StartedAt)}
 		started := true
+		// A running regular container or sidecar is ready, unless its
+		// probes say otherwise (state.Probes, nil when none run): not
+		// started until its startup probe succeeds, not ready until its
+		// readiness probe does.
+		probed := typ == criconfig.ContainerTypeRegular || (typ == criconfig.ContainerTypeInit && podstate.IsSidecar(spec))
+		cs.Ready = probed
+		if probed && c.state.Probes != nil {
+			p := c.state.Probes[cur.ID]
+			started, cs.Ready = p.Started, p.Ready
+		}
 		cs.Started = &started
-		// No probes yet: a running regular container is ready.
-		cs.Ready = typ == criconfig.ContainerTypeRegular || (typ == criconfig.ContainerTypeInit && podstate.IsSidecar(spec))
 		if len(instances) > 1 && instances[1].Exited() {
 			cs.LastTerminationState.Terminated = terminated(instances[1], c.containerID(instances[1].ID))
 		}
@@ -378,10 +388,19 @@ func conditions(pod *v1.Pod, state *podstate.PodState, s *v1.PodStatus, now time
 	if !podstate.InitDone(pod, state) {
 		for _, cs := range s.InitContainerStatuses {
 			done := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-			sidecarUp := cs.State.Running != nil && cs.Ready
+			// A sidecar counts once it has started (its startup probe
+			// succeeded), as the kubelet's Initialized condition.
+			sidecarUp := cs.State.Running != nil && cs.Started != nil && *cs.Started
 			if !done && !sidecarUp {
 				notInit = append(notInit, cs.Name)
 			}
+		}
+	}
+	// Sidecars count for readiness too, as the kubelet's: their readiness
+	// probes matter.
+	for i, cs := range s.InitContainerStatuses {
+		if i < len(pod.Spec.InitContainers) && podstate.IsSidecar(&pod.Spec.InitContainers[i]) && !cs.Ready {
+			notReady = append(notReady, cs.Name)
 		}
 	}
 	for _, cs := range s.ContainerStatuses {

@@ -231,3 +231,49 @@ func TestConditionsKeepTransitionTimes(t *testing.T) {
 		t.Errorf("podIP %s hostIP %s qos %s", s.PodIP, s.HostIP, s.QOSClass)
 	}
 }
+
+func TestProbedReadiness(t *testing.T) {
+	withProbes := func(p map[string]podstate.Probed, cs ...podstate.Container) *podstate.PodState {
+		s := podState(cs...)
+		s.Probes = p
+		return s
+	}
+	app := ctr("c1", reg, "app", running, 0, 0, "")
+	proxy := ctr("s1", ini, "proxy", running, 0, 0, "")
+	for _, tc := range []struct {
+		name                  string
+		pod                   *v1.Pod
+		state                 *podstate.PodState
+		ready, started        bool
+		podReady, initialized v1.ConditionStatus
+	}{
+		{"no prober: ready once running", pod(), withProbes(nil, app), true, true, v1.ConditionTrue, v1.ConditionTrue},
+		{"readiness failing", pod(), withProbes(map[string]podstate.Probed{"c1": {Started: true}}, app), false, true, v1.ConditionFalse, v1.ConditionTrue},
+		{"not started", pod(), withProbes(map[string]podstate.Probed{"c1": {}}, app), false, false, v1.ConditionFalse, v1.ConditionTrue},
+		{"ready", pod(), withProbes(map[string]podstate.Probed{"c1": {Started: true, Ready: true}}, app), true, true, v1.ConditionTrue, v1.ConditionTrue},
+		{"unknown to the prober: not ready", pod(), withProbes(map[string]podstate.Probed{}, app), false, false, v1.ConditionFalse, v1.ConditionTrue},
+		{"sidecar not ready but started: initialized", pod(podstatetest.WithSidecar("proxy")),
+			withProbes(map[string]podstate.Probed{"c1": {Started: true, Ready: true}, "s1": {Started: true}}, proxy, app), true, true, v1.ConditionFalse, v1.ConditionTrue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Compute(tc.pod, tc.state, nil, node, t0)
+			statuses := s.ContainerStatuses
+			if len(statuses) == 0 || statuses[0].State.Running == nil {
+				// The sidecar alone runs: its status tells.
+				statuses = s.InitContainerStatuses
+			}
+			cs := statuses[0]
+			if cs.Ready != tc.ready || cs.Started == nil || *cs.Started != tc.started {
+				t.Errorf("ready %v started %v, want %v %v", cs.Ready, *cs.Started, tc.ready, tc.started)
+			}
+			for _, c := range s.Conditions {
+				if c.Type == v1.PodReady && c.Status != tc.podReady {
+					t.Errorf("Ready = %s, want %s", c.Status, tc.podReady)
+				}
+				if c.Type == v1.PodInitialized && c.Status != tc.initialized {
+					t.Errorf("Initialized = %s, want %s", c.Status, tc.initialized)
+				}
+			}
+		})
+	}
+}

@@ -10,6 +10,11 @@
 // package podstate, as the sync loop's plan does, so the status never says
 // what the plan does not do:
 //
+//   - A running regular container or sidecar is started and ready as its
+//     probes say (PodState.Probes, filled by the sync loop's prober): not
+//     started until its startup probe succeeds, not ready until its
+//     readiness probe does; without a prober, as soon as it runs. The
+//     ContainersReady and Ready conditions follow, sidecars included.
 //   - An exited container is Terminated with the runtime's own reason and
 //     message (StartError with exit code 128 for a start the runtime
 //     refused, OOMKilled, ...); Completed (exit 0) or Error only when the
