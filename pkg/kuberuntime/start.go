@@ -51,7 +51,7 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	if spec == nil {
 		return podstate.Waiting{}, fmt.Errorf("container %s is not in the pod spec", st.Name)
 	}
-	ref := containerRef(pod, st.Type, st.Name)
+	ref := podstate.ContainerRef(pod, st.Type, st.Name)
 	fail := func(reason string, err error, event bool) (podstate.Waiting, error) {
 		if event {
 			p.Recorder.Eventf(ref, v1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -246,7 +246,7 @@ func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, typ cri
 		}
 	}
 	if err != nil {
-		s.Recorder.Eventf(containerRef(pod, typ, c.Name), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
+		s.Recorder.Eventf(podstate.ContainerRef(pod, typ, c.Name), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
 		logger.V(1).Info("PreStop hook failed", "err", err)
 	}
 }
@@ -286,25 +286,4 @@ func httpGetHook(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v1.HTTPGe
 		return fmt.Errorf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %s", h.Path, c.Name, pod.Name, resp.Status)
 	}
 	return nil
-}
-
-// containerRef is the object Events about a container are attached to,
-// with the kubelet's fieldPath.
-func containerRef(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.ObjectReference {
-	field := "spec.containers"
-	switch typ {
-	case criconfig.ContainerTypeInit:
-		field = "spec.initContainers"
-	case criconfig.ContainerTypeEphemeral:
-		field = "spec.ephemeralContainers"
-	}
-	return &v1.ObjectReference{
-		Kind:            "Pod",
-		APIVersion:      "v1",
-		Namespace:       pod.Namespace,
-		Name:            pod.Name,
-		UID:             pod.UID,
-		ResourceVersion: pod.ResourceVersion,
-		FieldPath:       fmt.Sprintf("%s{%s}", field, name),
-	}
 }

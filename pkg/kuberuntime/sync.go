@@ -223,7 +223,7 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 		}
 	}
 	for _, k := range a.ContainersToKill {
-		p.Recorder.Eventf(containerRef(pod, k.Type, k.Name), v1.EventTypeNormal, "Killing", "%s", k.Message)
+		p.Recorder.Eventf(podstate.ContainerRef(pod, k.Type, k.Name), v1.EventTypeNormal, "Killing", "%s", k.Message)
 		if err := p.stopContainerGrace(ctx, pod, k.ContainerID, k.Type, k.Name, k.GracePeriod); err != nil {
 			logger.Error(err, "Failed to stop container", "containerName", k.Name, "containerID", k.ContainerID)
 			return true
@@ -240,7 +240,7 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 	}
 	for _, b := range a.BackOff {
 		p.waiting[podstate.ContainerKey{Type: b.Type, Name: b.Name}] = podstate.Waiting{Reason: "CrashLoopBackOff", Message: b.Message}
-		p.Recorder.Eventf(containerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
+		p.Recorder.Eventf(podstate.ContainerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
 	}
 	if len(a.ContainersToStart) == 0 {
 		return false
@@ -329,7 +329,7 @@ func (p *podSync) reportLost(ctx context.Context, name string) {
 			return
 		}
 	}
-	p.Recorder.Eventf(containerRef(p.pod, criconfig.ContainerTypeEphemeral, name), v1.EventTypeWarning, ReasonContainerLost,
+	p.Recorder.Eventf(podstate.ContainerRef(p.pod, criconfig.ContainerTypeEphemeral, name), v1.EventTypeWarning, ReasonContainerLost,
 		"Container %s was removed from the container runtime; an ephemeral container is never started twice, so it is reported terminated", name)
 	klog.FromContext(ctx).Info("Ephemeral container lost by the runtime, not started again", "containerName", name, "containerID", rec.ContainerID)
 	if p.Records != nil {
@@ -423,7 +423,7 @@ func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *podstate.PodSt
 			continue
 		}
 		wg.Go(func() {
-			s.Recorder.Eventf(containerRef(pod, c.Type, c.Name), v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+			s.Recorder.Eventf(podstate.ContainerRef(pod, c.Type, c.Name), v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 			if err := s.stopContainer(ctx, pod, c.ID, c.Type, c.Name); err != nil {
 				mu.Lock()
 				errs = append(errs, err)

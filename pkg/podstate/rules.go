@@ -98,3 +98,26 @@ func FindContainer(pod *v1.Pod, name string) (criconfig.ContainerType, *v1.Conta
 	}
 	return "", nil
 }
+
+// ContainerRef is the object Events about a container of pod are attached
+// to, with the kubelet's fieldPath (spec.containers{NAME},
+// spec.initContainers{NAME} or spec.ephemeralContainers{NAME}), which
+// kubectl describe groups them by.
+func ContainerRef(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.ObjectReference {
+	field := "spec.containers"
+	switch typ {
+	case criconfig.ContainerTypeInit:
+		field = "spec.initContainers"
+	case criconfig.ContainerTypeEphemeral:
+		field = "spec.ephemeralContainers"
+	}
+	return &v1.ObjectReference{
+		Kind:            "Pod",
+		APIVersion:      "v1",
+		Namespace:       pod.Namespace,
+		Name:            pod.Name,
+		UID:             pod.UID,
+		ResourceVersion: pod.ResourceVersion,
+		FieldPath:       field + "{" + name + "}",
+	}
+}

@@ -235,7 +235,7 @@ func (m *Manager) start(pod *v1.Pod, state *podstate.PodState, typ criconfig.Con
 		}
 		w := &worker{
 			m: m, c: c, typ: p.typ, probe: p.probe, spec: spec.DeepCopy(),
-			ref:         containerRef(pod, typ, spec.Name),
+			ref:         podstate.ContainerRef(pod, typ, spec.Name),
 			containerID: cur.ID, startedAt: cur.StartedAt, podIP: target,
 		}
 		wctx := klog.NewContext(ctx, logger.WithValues("probeType", p.typ))
@@ -315,22 +315,4 @@ func seconds(s int32, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(s) * time.Second
-}
-
-// containerRef is the object probe Events are attached to, with the
-// kubelet's fieldPath.
-func containerRef(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.ObjectReference {
-	field := "spec.containers"
-	if typ == criconfig.ContainerTypeInit {
-		field = "spec.initContainers"
-	}
-	return &v1.ObjectReference{
-		Kind:            "Pod",
-		APIVersion:      "v1",
-		Namespace:       pod.Namespace,
-		Name:            pod.Name,
-		UID:             pod.UID,
-		ResourceVersion: pod.ResourceVersion,
-		FieldPath:       field + "{" + name + "}",
-	}
 }
