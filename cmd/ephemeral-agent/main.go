@@ -103,18 +103,37 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer runtime.Close(context.WithoutCancel(ctx))
 
+	// validate has parsed these already.
+	kubeReserved, _ := parseReserved("--kube-reserved", o.kubeReserved)
+	systemReserved, _ := parseReserved("--system-reserved", o.systemReserved)
+	evictionHard, _ := node.ParseThresholds(o.evictionHard)
+	imageService, err := remote.NewRemoteImageServiceBuilder().
+		WithEndpoint(o.containerRuntimeEndpoint).
+		WithConnectionTimeout(o.runtimeRequestTimeout).
+		Build(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to image service: %w", err)
+	}
+	defer imageService.Close(context.WithoutCancel(ctx))
 	nodes := node.NewController(node.Config{
-		NodeName:              o.nodeName,
-		Hostname:              o.hostnameOverride,
-		NodeIP:                net.ParseIP(o.nodeIP),
-		Port:                  int32(o.port),
-		AgentVersion:          version.Get(),
-		Labels:                o.nodeLabels,
-		StatusUpdateFrequency: o.nodeStatusUpdateFreq,
-		StatusReportFrequency: o.nodeStatusReportFreq,
-		LeaseDuration:         time.Duration(o.nodeLeaseDurationSeconds) * time.Second,
-		RuntimeStatusTimeout:  min(o.runtimeRequestTimeout, 5*time.Second),
-	}, client, runtime, machine, clock.RealClock{})
+		NodeName:                 o.nodeName,
+		Hostname:                 o.hostnameOverride,
+		NodeIP:                   net.ParseIP(o.nodeIP),
+		Port:                     int32(o.port),
+		KubeletVersion:           version.Kubernetes,
+		AgentVersion:             version.Get(),
+		MaxImages:                o.nodeStatusMaxImages,
+		KubeReserved:             kubeReserved,
+		SystemReserved:           systemReserved,
+		EvictionHard:             evictionHard,
+		RootDir:                  o.rootDir,
+		PressureTransitionPeriod: o.evictionPressurePeriod,
+		Labels:                   o.nodeLabels,
+		StatusUpdateFrequency:    o.nodeStatusUpdateFreq,
+		StatusReportFrequency:    o.nodeStatusReportFreq,
+		LeaseDuration:            time.Duration(o.nodeLeaseDurationSeconds) * time.Second,
+		RuntimeStatusTimeout:     min(o.runtimeRequestTimeout, 5*time.Second),
+	}, client, runtime, imageService, machine, clock.RealClock{})
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

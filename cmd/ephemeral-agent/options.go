@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 )
 
 // options are the agent's command-line flags. Names, meanings and defaults
@@ -57,6 +60,11 @@ type options struct {
 	clusterDNS               []string
 	clusterDomain            string
 	resolvConf               string
+	nodeStatusMaxImages      int
+	kubeReserved             map[string]string
+	systemReserved           map[string]string
+	evictionHard             string
+	evictionPressurePeriod   time.Duration
 }
 
 func defaultOptions() *options {
@@ -85,6 +93,9 @@ func defaultOptions() *options {
 		authorizationMode:        auth.ModeWebhook,
 		authzAuthorizedTTL:       5 * time.Minute,
 		authzUnauthorizedTTL:     30 * time.Second,
+		nodeStatusMaxImages:      node.DefaultMaxImages,
+		evictionHard:             node.DefaultEvictionHard,
+		evictionPressurePeriod:   node.DefaultPressureTransitionPeriod,
 	}
 }
 
@@ -120,6 +131,11 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.maxPods, "max-pods", o.maxPods, "Number of pods the node reports it can run.")
 	fs.DurationVar(&o.nodeStatusUpdateFreq, "node-status-update-frequency", o.nodeStatusUpdateFreq, "How often the agent checks the runtime and posts a changed node status.")
 	fs.DurationVar(&o.nodeStatusReportFreq, "node-status-report-frequency", o.nodeStatusReportFreq, "Longest time between two node status posts when nothing changed.")
+	fs.IntVar(&o.nodeStatusMaxImages, "node-status-max-images", o.nodeStatusMaxImages, "Number of images, largest first, reported in the node's status.images; -1 for all.")
+	fs.StringToStringVar(&o.kubeReserved, "kube-reserved", o.kubeReserved, "Resources kept from the node's allocatable for Kubernetes daemons, as resource=quantity pairs (cpu, memory, ephemeral-storage, pid), e.g. cpu=100m,memory=100Mi.")
+	fs.StringToStringVar(&o.systemReserved, "system-reserved", o.systemReserved, "Resources kept from the node's allocatable for the system's daemons, in the format of --kube-reserved.")
+	fs.StringVar(&o.evictionHard, "eviction-hard", o.evictionHard, "Hard eviction thresholds, signal<quantity or signal<percentage%, separated by ','; those of memory.available and nodefs.available are kept from allocatable memory and ephemeral-storage. A value replaces the default set; empty for none.")
+	fs.DurationVar(&o.evictionPressurePeriod, "eviction-pressure-transition-period", o.evictionPressurePeriod, "How long the node's MemoryPressure, DiskPressure and PIDPressure conditions stay true after the pressure ended. The agent evicts no pods: the conditions only inform the scheduler.")
 	fs.Int32Var(&o.nodeLeaseDurationSeconds, "node-lease-duration-seconds", o.nodeLeaseDurationSeconds, "Duration of the node Lease; it is renewed every quarter of it.")
 
 	fs.DurationVar(&o.syncFrequency, "sync-frequency", o.syncFrequency, "Longest time between two syncs of a pod when nothing happens (volumes and tokens are refreshed then).")
@@ -216,6 +232,7 @@ func (o *options) validate() error {
 		"--authentication-token-webhook-cache-ttl":       o.tokenWebhookCacheTTL,
 		"--authorization-webhook-cache-authorized-ttl":   o.authzAuthorizedTTL,
 		"--authorization-webhook-cache-unauthorized-ttl": o.authzUnauthorizedTTL,
+		"--eviction-pressure-transition-period":          o.evictionPressurePeriod,
 	} {
 		// 0 turns a cache off.
 		if d < 0 {
@@ -233,10 +250,57 @@ func (o *options) validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, n))
 		}
 	}
+	if o.nodeStatusMaxImages < -1 {
+		errs = append(errs, fmt.Errorf("--node-status-max-images must be -1 or more, got %d", o.nodeStatusMaxImages))
+	}
+	if _, err := parseReserved("--kube-reserved", o.kubeReserved); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseReserved("--system-reserved", o.systemReserved); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := node.ParseThresholds(o.evictionHard); err != nil {
+		errs = append(errs, fmt.Errorf("--eviction-hard: %w", err))
+	}
 	if o.maxPods <= 0 {
 		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", o.maxPods))
 	}
 	return errors.Join(errs...)
+}
+
+// reservableResources are the resources --kube-reserved and
+// --system-reserved accept, as the kubelet's.
+var reservableResources = map[v1.ResourceName]bool{
+	v1.ResourceCPU: true, v1.ResourceMemory: true, v1.ResourceEphemeralStorage: true, "pid": true,
+}
+
+// parseReserved turns the resource=quantity pairs of the flag named flag into
+// a resource list, refusing unknown resources and negative or malformed
+// quantities.
+func parseReserved(flag string, m map[string]string) (v1.ResourceList, error) {
+	out := v1.ResourceList{}
+	var errs []error
+	for k, v := range m {
+		name := v1.ResourceName(strings.TrimSpace(k))
+		if !reservableResources[name] {
+			errs = append(errs, fmt.Errorf("%s: cannot reserve %q, only cpu, memory, ephemeral-storage and pid", flag, k))
+			continue
+		}
+		q, err := resource.ParseQuantity(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s=%q: %w", flag, k, v, err))
+			continue
+		}
+		if q.Sign() < 0 {
+			errs = append(errs, fmt.Errorf("%s: %s=%s must not be negative", flag, k, v))
+			continue
+		}
+		out[name] = q
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func firstIPv4() (net.IP, error) {

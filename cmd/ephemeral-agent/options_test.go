@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	v1 "k8s.io/api/core/v1"
 )
 
 func parse(t *testing.T, args ...string) *options {
@@ -127,5 +128,59 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNodeAllocatableFlags(t *testing.T) {
+	valid := []string{"--kubeconfig=k", "--node-name=n", "--node-ip=127.0.0.1"}
+	o := parse(t, valid...)
+	if o.evictionHard != "memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%" ||
+		len(o.kubeReserved) != 0 || len(o.systemReserved) != 0 || o.nodeStatusMaxImages != 50 || o.evictionPressurePeriod != 5*time.Minute {
+		t.Errorf("defaults = eviction-hard %q kube-reserved %v system-reserved %v max images %d, want the kubelet's",
+			o.evictionHard, o.kubeReserved, o.systemReserved, o.nodeStatusMaxImages)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr []string
+	}{
+		{"kubelet format", []string{"--kube-reserved=cpu=100m,memory=100Mi", "--system-reserved=memory=1Gi,ephemeral-storage=1Gi,pid=1000",
+			"--eviction-hard=memory.available<500Mi,nodefs.available<5%", "--node-status-max-images=-1"}, nil},
+		{"no thresholds", []string{"--eviction-hard="}, nil},
+		{"bad reservations", []string{"--kube-reserved=gpu=1,cpu=lots", "--system-reserved=memory=-1Gi"},
+			[]string{`--kube-reserved: cannot reserve "gpu"`, `--kube-reserved: cpu="lots"`, "--system-reserved: memory=-1Gi must not be negative"}},
+		{"bad thresholds", []string{"--eviction-hard=memory.available>1Gi,nodefs.available<200%"},
+			[]string{"--eviction-hard:", "only operator", "between 0% and 100%"}},
+		{"bad max images", []string{"--node-status-max-images=-2"}, []string{"--node-status-max-images must be -1 or more"}},
+		{"bad transition period", []string{"--eviction-pressure-transition-period=-1s"}, []string{"--eviction-pressure-transition-period must not be negative"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := parse(t, append(append([]string{}, valid...), tc.args...)...).validate()
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseReserved(t *testing.T) {
+	got, err := parseReserved("--kube-reserved", map[string]string{"cpu": "100m", "memory": "100Mi", "pid": "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, mem, pid := got[v1.ResourceCPU], got[v1.ResourceMemory], got["pid"]
+	if len(got) != 3 || cpu.MilliValue() != 100 || mem.Value() != 100<<20 || pid.Value() != 1000 {
+		t.Errorf("parseReserved = %v", got)
 	}
 }

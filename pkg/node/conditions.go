@@ -54,27 +54,39 @@ func findRuntimeCondition(s *runtimeapi.RuntimeStatus, typ string) *runtimeapi.R
 func (h RuntimeHealth) Ready() bool { return len(h.problems()) == 0 }
 
 // desiredConditions returns the node conditions for the observed runtime
-// health, with no timestamps: mergeConditions adds those.
-func desiredConditions(h RuntimeHealth) []v1.NodeCondition {
+// health and resource pressure, with no timestamps: mergeConditions adds
+// those. Reasons and messages are the kubelet's.
+func desiredConditions(h RuntimeHealth, p Pressure) []v1.NodeCondition {
 	ready := v1.NodeCondition{
 		Type:    v1.NodeReady,
 		Status:  v1.ConditionTrue,
 		Reason:  "KubeletReady",
 		Message: "kubelet is posting ready status",
 	}
-	if p := h.problems(); len(p) > 0 {
+	if prob := h.problems(); len(prob) > 0 {
 		ready.Status = v1.ConditionFalse
 		ready.Reason = "KubeletNotReady"
-		ready.Message = strings.Join(p, ", ")
+		ready.Message = strings.Join(prob, ", ")
 	}
-	// The agent runs no eviction manager, so it never claims pressure; the
-	// conditions are still reported because schedulers and tools expect them.
 	return []v1.NodeCondition{
-		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
-		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
-		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
+		pressureCondition(v1.NodeMemoryPressure, p.Memory,
+			"KubeletHasInsufficientMemory", "kubelet has insufficient memory available",
+			"KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+		pressureCondition(v1.NodeDiskPressure, p.Disk,
+			"KubeletHasDiskPressure", "kubelet has disk pressure",
+			"KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+		pressureCondition(v1.NodePIDPressure, p.PID,
+			"KubeletHasInsufficientPID", "kubelet has insufficient PID available",
+			"KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 		ready,
 	}
+}
+
+func pressureCondition(typ v1.NodeConditionType, on bool, onReason, onMessage, offReason, offMessage string) v1.NodeCondition {
+	if on {
+		return v1.NodeCondition{Type: typ, Status: v1.ConditionTrue, Reason: onReason, Message: onMessage}
+	}
+	return v1.NodeCondition{Type: typ, Status: v1.ConditionFalse, Reason: offReason, Message: offMessage}
 }
 
 // mergeConditions returns the conditions to report at now: want's contents,

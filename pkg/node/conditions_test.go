@@ -40,7 +40,7 @@ func TestDesiredReadyCondition(t *testing.T) {
 		{"conditions missing", RuntimeHealth{Status: &runtimeapi.RuntimeStatus{}}, v1.ConditionFalse, "KubeletNotReady", "RuntimeReady is not reported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := findCondition(desiredConditions(tc.health), v1.NodeReady)
+			got := findCondition(desiredConditions(tc.health, Pressure{}), v1.NodeReady)
 			if got == nil {
 				t.Fatal("no Ready condition")
 			}
@@ -71,7 +71,7 @@ func TestMergeConditionsKeepsTransitionTimes(t *testing.T) {
 		{"flipped status moves it", RuntimeHealth{Err: errors.New("down")}, t1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := mergeConditions(old, desiredConditions(tc.health), t1)
+			got := mergeConditions(old, desiredConditions(tc.health, Pressure{}), t1)
 			ready := findCondition(got, v1.NodeReady)
 			if !ready.LastTransitionTime.Equal(&tc.wantTransition) {
 				t.Errorf("Ready lastTransitionTime = %v, want %v", ready.LastTransitionTime, tc.wantTransition)
@@ -90,8 +90,8 @@ func TestMergeConditionsKeepsTransitionTimes(t *testing.T) {
 }
 
 func TestConditionsChanged(t *testing.T) {
-	ready := desiredConditions(RuntimeHealth{Status: runtimeStatus(true, true)})
-	down := desiredConditions(RuntimeHealth{Err: errors.New("down")})
+	ready := desiredConditions(RuntimeHealth{Status: runtimeStatus(true, true)}, Pressure{})
+	down := desiredConditions(RuntimeHealth{Err: errors.New("down")}, Pressure{})
 	reported := mergeConditions(nil, ready, metav1.Now())
 	for _, tc := range []struct {
 		name     string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +28,20 @@ type Runtime interface {
 	Status(ctx context.Context, verbose bool) (*runtimeapi.StatusResponse, error)
 }
 
+// Images is the part of the CRI image service the node controller needs: the
+// list of the node's images, reported in status.images.
+type Images interface {
+	ListImages(ctx context.Context, filter *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error)
+}
+
+// VersionAnnotation is the Node annotation holding the agent's own version;
+// status.nodeInfo.kubeletVersion holds the Kubernetes version it implements.
+const VersionAnnotation = "ephemeral-agent.io/version"
+
+// DefaultMaxImages is the kubelet's --node-status-max-images default: the
+// number of images, largest first, reported in status.images.
+const DefaultMaxImages = 50
+
 // Config says which Node to register and how often to report on it.
 type Config struct {
 	// NodeName is the Node object's name.
@@ -39,8 +54,30 @@ type Config struct {
 	NodeIP net.IP
 	// Port is the agent's API port, reported in status.daemonEndpoints.
 	Port int32
-	// AgentVersion is reported as status.nodeInfo.kubeletVersion.
+	// KubeletVersion is reported as status.nodeInfo.kubeletVersion: the
+	// Kubernetes version whose kubelet the agent stands for (v1.37.2), which
+	// version-skew tooling compares with the control plane's.
+	KubeletVersion string
+	// AgentVersion is the agent's own version, reported in the
+	// VersionAnnotation.
 	AgentVersion string
+	// MaxImages caps status.images, as the kubelet's --node-status-max-images
+	// (DefaultMaxImages): a negative value means no cap, 0 no images.
+	MaxImages int
+	// KubeReserved and SystemReserved are kept from allocatable for the
+	// Kubernetes and system daemons, as the kubelet's --kube-reserved and
+	// --system-reserved.
+	KubeReserved, SystemReserved v1.ResourceList
+	// EvictionHard are the hard eviction thresholds (--eviction-hard): they
+	// are kept from allocatable too.
+	EvictionHard []Threshold
+	// RootDir is the agent's root directory: its file system is the nodefs
+	// whose space and inodes DiskPressure watches. Empty: no resource is
+	// measured and no pressure reported.
+	RootDir string
+	// PressureTransitionPeriod is how long a pressure condition stays true
+	// after the pressure ended (--eviction-pressure-transition-period).
+	PressureTransitionPeriod time.Duration
 	// Labels are added to the Node at registration, beside the kubelet's
 	// well-known ones.
 	Labels map[string]string
@@ -62,19 +99,34 @@ type Controller struct {
 	cfg     Config
 	client  kubernetes.Interface
 	runtime Runtime
+	images  Images
 	machine MachineInfo
 	clock   clock.Clock
+	// read measures the node's resource levels; nil without a RootDir.
+	read func() (Readings, error)
 
 	mu         sync.Mutex
 	health     RuntimeHealth
 	lastReport time.Time
 	reported   []v1.NodeCondition
 	runtimeVer string
+	// nodeImages is the image list last read from the runtime, largest
+	// first; reportedImages the one last sent.
+	nodeImages     []v1.ContainerImage
+	reportedImages []v1.ContainerImage
+	// pressure is the resource pressure to report, pressureSeen when each
+	// was last observed.
+	pressure     Pressure
+	pressureSeen pressureMemory
 }
 
 // NewController returns a Controller for cfg. It does nothing until Run.
-func NewController(cfg Config, client kubernetes.Interface, runtime Runtime, machine MachineInfo, clk clock.Clock) *Controller {
-	return &Controller{cfg: cfg, client: client, runtime: runtime, machine: machine, clock: clk}
+func NewController(cfg Config, client kubernetes.Interface, runtime Runtime, images Images, machine MachineInfo, clk clock.Clock) *Controller {
+	c := &Controller{cfg: cfg, client: client, runtime: runtime, images: images, machine: machine, clock: clk}
+	if cfg.RootDir != "" {
+		c.read = func() (Readings, error) { return ReadReadings(cfg.RootDir) }
+	}
+	return c
 }
 
 // RuntimeHealth returns the runtime's health as last observed.
@@ -122,8 +174,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// observeRuntime asks the runtime for its health and version and remembers
-// both for the next status.
+// observeRuntime asks the runtime for its health, its version and the
+// node's images, and remembers them for the next status.
 func (c *Controller) observeRuntime(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RuntimeStatusTimeout)
 	defer cancel()
@@ -141,7 +193,6 @@ func (c *Controller) observeRuntime(ctx context.Context) {
 		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if h.Ready() != c.health.Ready() || (h.Err == nil) != (c.health.Err == nil) {
 		klog.FromContext(ctx).Info("Container runtime health changed", "ready", h.Ready(), "problems", h.problems())
 	}
@@ -149,6 +200,50 @@ func (c *Controller) observeRuntime(ctx context.Context) {
 	if ver != "" {
 		c.runtimeVer = ver
 	}
+	c.mu.Unlock()
+	if err == nil {
+		c.observeImages(ctx)
+	}
+	c.observePressure(ctx)
+}
+
+// observePressure measures the node's resource levels and remembers the
+// pressure they show for the next status.
+func (c *Controller) observePressure(ctx context.Context) {
+	if c.read == nil {
+		return
+	}
+	r, err := c.read()
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Unable to measure some node resources, they show no pressure", "err", err)
+	}
+	observed := observePressure(r, c.cfg.EvictionHard)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pressureSeen.hold(observed, c.clock.Now(), c.cfg.PressureTransitionPeriod)
+	if p != c.pressure {
+		klog.FromContext(ctx).Info("Node resource pressure changed", "memory", p.Memory, "disk", p.Disk, "pid", p.PID)
+	}
+	c.pressure = p
+}
+
+// observeImages reads the node's images from the runtime for the next
+// status. When the runtime does not answer, the last list read is kept: the
+// images are still on disk, and the Ready condition tells the runtime's
+// trouble.
+func (c *Controller) observeImages(ctx context.Context) {
+	if c.images == nil {
+		return
+	}
+	imgs, err := c.images.ListImages(ctx, nil)
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Unable to list the node's images, keeping the last list", "err", err)
+		return
+	}
+	list := nodeImages(imgs, c.cfg.MaxImages)
+	c.mu.Lock()
+	c.nodeImages = list
+	c.mu.Unlock()
 }
 
 // register creates the Node, or adopts an existing one of that name (the
@@ -174,8 +269,21 @@ func (c *Controller) register(ctx context.Context) error {
 			missing[k] = v
 		}
 	}
-	if len(missing) > 0 {
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": missing}})
+	missingAnn := map[string]string{}
+	for k, v := range want.Annotations {
+		if existing.Annotations[k] != v {
+			missingAnn[k] = v
+		}
+	}
+	if len(missing) > 0 || len(missingAnn) > 0 {
+		meta := map[string]any{}
+		if len(missing) > 0 {
+			meta["labels"] = missing
+		}
+		if len(missingAnn) > 0 {
+			meta["annotations"] = missingAnn
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": meta})
 		if err != nil {
 			return fmt.Errorf("marshal label patch: %w", err)
 		}
@@ -204,16 +312,20 @@ func (c *Controller) initialNode() *v1.Node {
 	for k, v := range c.cfg.Labels {
 		labels[k] = v
 	}
-	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: c.cfg.NodeName, Labels: labels}}
+	var annotations map[string]string
+	if c.cfg.AgentVersion != "" {
+		annotations = map[string]string{VersionAnnotation: c.cfg.AgentVersion}
+	}
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: c.cfg.NodeName, Labels: labels, Annotations: annotations}}
 }
 
 // syncStatus sends the node status when it changed, or when the report
 // interval has passed since the last one.
 func (c *Controller) syncStatus(ctx context.Context) error {
 	c.mu.Lock()
-	want := desiredConditions(c.health)
+	want := desiredConditions(c.health, c.pressure)
 	due := c.clock.Since(c.lastReport) >= c.cfg.StatusReportFrequency
-	changed := conditionsChanged(c.reported, want)
+	changed := conditionsChanged(c.reported, want) || !apiequality.Semantic.DeepEqual(c.reportedImages, c.nodeImages)
 	c.mu.Unlock()
 	if !changed && !due {
 		return nil
@@ -256,6 +368,7 @@ func (c *Controller) patchStatus(ctx context.Context, node *v1.Node) error {
 	}
 	c.mu.Lock()
 	c.reported = updated.Status.Conditions
+	c.reportedImages = updated.Status.Images
 	c.lastReport = now.Time
 	c.mu.Unlock()
 	klog.FromContext(ctx).V(4).Info("Updated node status", "patch", string(patch))
@@ -265,8 +378,8 @@ func (c *Controller) patchStatus(ctx context.Context, node *v1.Node) error {
 // setStatus fills s with the agent's view of the node at now. c.mu is held.
 func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
 	s.Capacity = c.machine.Capacity.DeepCopy()
-	// Nothing is reserved for system daemons yet: all of it is allocatable.
-	s.Allocatable = c.machine.Capacity.DeepCopy()
+	s.Allocatable = allocatable(c.machine.Capacity, c.cfg.KubeReserved, c.cfg.SystemReserved, c.cfg.EvictionHard)
+	s.Images = c.nodeImages
 	s.Addresses = nil
 	if c.cfg.NodeIP != nil {
 		s.Addresses = append(s.Addresses, v1.NodeAddress{Type: v1.NodeInternalIP, Address: c.cfg.NodeIP.String()})
@@ -280,9 +393,11 @@ func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
 		KernelVersion:           c.machine.KernelVersion,
 		OSImage:                 c.machine.OSImage,
 		ContainerRuntimeVersion: c.runtimeVer,
-		KubeletVersion:          c.cfg.AgentVersion,
+		KubeletVersion:          c.cfg.KubeletVersion,
 		OperatingSystem:         goruntime.GOOS,
 		Architecture:            goruntime.GOARCH,
+		// KubeProxyVersion stays empty, as the kubelet 1.37 leaves it: the
+		// field is deprecated.
 	}
-	s.Conditions = mergeConditions(s.Conditions, desiredConditions(c.health), now)
+	s.Conditions = mergeConditions(s.Conditions, desiredConditions(c.health, c.pressure), now)
 }

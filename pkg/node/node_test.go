@@ -43,13 +43,34 @@ func (f *fakeRuntime) Status(context.Context, bool) (*runtimeapi.StatusResponse,
 	return &runtimeapi.StatusResponse{Status: f.status}, nil
 }
 
+// fakeImages answers ListImages with a settable list.
+type fakeImages struct {
+	mu   sync.Mutex
+	imgs []*runtimeapi.Image
+	err  error
+}
+
+func (f *fakeImages) set(imgs []*runtimeapi.Image, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.imgs, f.err = imgs, err
+}
+
+func (f *fakeImages) ListImages(context.Context, *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.imgs, f.err
+}
+
 func testConfig() Config {
 	return Config{
 		NodeName:              "node-a",
 		Hostname:              "host-a",
 		NodeIP:                net.ParseIP("127.0.0.1"),
 		Port:                  10250,
+		KubeletVersion:        "v1.37.2",
 		AgentVersion:          "v0.1.0",
+		MaxImages:             DefaultMaxImages,
 		Labels:                map[string]string{"example.com/pool": "debug"},
 		StatusUpdateFrequency: time.Second,
 		StatusReportFrequency: time.Minute,
@@ -67,7 +88,7 @@ func TestRegisterCreatesNode(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	client := fake.NewClientset()
 	rt := &fakeRuntime{status: runtimeStatus(true, true)}
-	c := NewController(testConfig(), client, rt, testMachine, clocktesting.NewFakeClock(time.Now()))
+	c := NewController(testConfig(), client, rt, &fakeImages{}, testMachine, clocktesting.NewFakeClock(time.Now()))
 	c.observeRuntime(ctx)
 
 	if err := c.register(ctx); err != nil {
@@ -83,8 +104,11 @@ func TestRegisterCreatesNode(t *testing.T) {
 	if r := findCondition(n.Status.Conditions, v1.NodeReady); r == nil || r.Status != v1.ConditionTrue {
 		t.Errorf("Ready = %+v, want True", r)
 	}
-	if n.Status.NodeInfo.ContainerRuntimeVersion != "containerd://1.6.20" || n.Status.NodeInfo.KubeletVersion != "v0.1.0" {
+	if n.Status.NodeInfo.ContainerRuntimeVersion != "containerd://1.6.20" || n.Status.NodeInfo.KubeletVersion != "v1.37.2" {
 		t.Errorf("nodeInfo = %+v", n.Status.NodeInfo)
+	}
+	if n.Annotations[VersionAnnotation] != "v0.1.0" {
+		t.Errorf("annotations = %v, want %s=v0.1.0", n.Annotations, VersionAnnotation)
 	}
 	if n.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
 		t.Errorf("daemon port = %d", n.Status.DaemonEndpoints.KubeletEndpoint.Port)
@@ -102,7 +126,7 @@ func TestRegisterAdoptsExistingNode(t *testing.T) {
 	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "uid-1", Labels: map[string]string{"keep": "me"}}}
 	client := fake.NewClientset(existing)
 	rt := &fakeRuntime{status: runtimeStatus(true, true)}
-	c := NewController(testConfig(), client, rt, testMachine, clocktesting.NewFakeClock(time.Now()))
+	c := NewController(testConfig(), client, rt, &fakeImages{}, testMachine, clocktesting.NewFakeClock(time.Now()))
 	c.observeRuntime(ctx)
 
 	if err := c.register(ctx); err != nil {
@@ -118,6 +142,9 @@ func TestRegisterAdoptsExistingNode(t *testing.T) {
 	if n.Labels["keep"] != "me" || n.Labels[v1.LabelHostname] != "host-a" {
 		t.Errorf("labels = %v, want the existing ones plus the agent's", n.Labels)
 	}
+	if n.Annotations[VersionAnnotation] != "v0.1.0" {
+		t.Errorf("annotations = %v, want %s=v0.1.0", n.Annotations, VersionAnnotation)
+	}
 	if r := findCondition(n.Status.Conditions, v1.NodeReady); r == nil || r.Status != v1.ConditionTrue {
 		t.Errorf("Ready = %+v, want True", r)
 	}
@@ -128,7 +155,7 @@ func TestSyncStatusFollowsRuntime(t *testing.T) {
 	client := fake.NewClientset()
 	rt := &fakeRuntime{status: runtimeStatus(true, true)}
 	clk := clocktesting.NewFakeClock(time.Now())
-	c := NewController(testConfig(), client, rt, testMachine, clk)
+	c := NewController(testConfig(), client, rt, &fakeImages{}, testMachine, clk)
 	c.observeRuntime(ctx)
 	if err := c.register(ctx); err != nil {
 		t.Fatal(err)
@@ -195,7 +222,7 @@ func TestSyncStatusReregistersDeletedNode(t *testing.T) {
 	client := fake.NewClientset()
 	rt := &fakeRuntime{status: runtimeStatus(true, true)}
 	clk := clocktesting.NewFakeClock(time.Now())
-	c := NewController(testConfig(), client, rt, testMachine, clk)
+	c := NewController(testConfig(), client, rt, &fakeImages{}, testMachine, clk)
 	c.observeRuntime(ctx)
 	if err := c.register(ctx); err != nil {
 		t.Fatal(err)
@@ -215,7 +242,7 @@ func TestSyncStatusReregistersDeletedNode(t *testing.T) {
 func TestLeaseOwnedByNode(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "uid-1"}})
-	c := NewController(testConfig(), client, &fakeRuntime{status: runtimeStatus(true, true)}, testMachine, clocktesting.NewFakeClock(time.Now()))
+	c := NewController(testConfig(), client, &fakeRuntime{status: runtimeStatus(true, true)}, &fakeImages{}, testMachine, clocktesting.NewFakeClock(time.Now()))
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { c.newLeaseController(ctx).Run(ctx); close(done) }()
@@ -236,4 +263,81 @@ func TestLeaseOwnedByNode(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("lease not created")
+}
+
+func TestSyncStatusReportsImages(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	rt := &fakeRuntime{status: runtimeStatus(true, true)}
+	imgs := &fakeImages{imgs: []*runtimeapi.Image{{Id: "sha256:a", RepoTags: []string{"localhost/busybox:test"}, Size: 1000}}}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := NewController(testConfig(), client, rt, imgs, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	imagesOf := func() []v1.ContainerImage {
+		n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Status.Images
+	}
+	if got := imagesOf(); len(got) != 1 || got[0].Names[0] != "localhost/busybox:test" || got[0].SizeBytes != 1000 {
+		t.Errorf("images = %v", got)
+	}
+
+	// A new image is reported at the next update, before the report interval.
+	imgs.set(append(imgs.imgs, &runtimeapi.Image{Id: "sha256:b", RepoTags: []string{"example.com/big:1"}, Size: 5000}), nil)
+	clk.Step(time.Second)
+	c.observeRuntime(ctx)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := imagesOf(); len(got) != 2 || got[0].Names[0] != "example.com/big:1" {
+		t.Errorf("images after a pull = %v, want the new one first", got)
+	}
+
+	// A failed list keeps the last one.
+	imgs.set(nil, errors.New("unavailable"))
+	clk.Step(time.Second)
+	c.observeRuntime(ctx)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := imagesOf(); len(got) != 2 {
+		t.Errorf("images after a failed list = %v, want the last list", got)
+	}
+}
+
+func TestAllocatableReported(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	cfg := testConfig()
+	cfg.KubeReserved = v1.ResourceList{v1.ResourceCPU: resource.MustParse("100m")}
+	cfg.SystemReserved = v1.ResourceList{v1.ResourceMemory: resource.MustParse("1Gi")}
+	cfg.EvictionHard = []Threshold{{Signal: SignalMemoryAvailable, Quantity: ptrQ("100Mi")}}
+	m := testMachine
+	m.Capacity = v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("110")}
+	c := NewController(cfg, client, &fakeRuntime{status: runtimeStatus(true, true)}, &fakeImages{}, m, clocktesting.NewFakeClock(time.Now()))
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, mem := n.Status.Allocatable[v1.ResourceCPU], n.Status.Allocatable[v1.ResourceMemory]
+	if cpu.MilliValue() != 1900 || mem.Value() != 4<<30-1<<30-100<<20 {
+		t.Errorf("allocatable = %v", n.Status.Allocatable)
+	}
+	if c := n.Status.Capacity[v1.ResourceMemory]; c.Value() != 4<<30 {
+		t.Errorf("capacity memory = %v", c.String())
+	}
+}
+
+func ptrQ(s string) *resource.Quantity {
+	q := resource.MustParse(s)
+	return &q
 }

@@ -9,7 +9,8 @@ import "runtime/debug"
 var Version = ""
 
 // Get returns the agent's version in semver form, as reported in the Node's
-// status.nodeInfo.kubeletVersion.
+// ephemeral-agent.io/version annotation (status.nodeInfo.kubeletVersion
+// holds Kubernetes).
 func Get() string {
 	if Version != "" {
 		return Version

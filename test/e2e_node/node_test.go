@@ -14,6 +14,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 func TestNodeRegistersReady(t *testing.T) {
@@ -45,8 +48,8 @@ func TestNodeRegistersReady(t *testing.T) {
 	if !strings.HasPrefix(info.ContainerRuntimeVersion, "containerd://") {
 		t.Errorf("containerRuntimeVersion = %q, want containerd://...", info.ContainerRuntimeVersion)
 	}
-	if !strings.HasPrefix(info.KubeletVersion, "v") {
-		t.Errorf("kubeletVersion = %q, want the agent's semver version", info.KubeletVersion)
+	if !strings.HasPrefix(info.KubeletVersion, "v1.37.") {
+		t.Errorf("kubeletVersion = %q, want the Kubernetes version the agent implements, v1.37.x", info.KubeletVersion)
 	}
 	if info.OperatingSystem != "linux" || info.KernelVersion == "" || info.BootID == "" {
 		t.Errorf("nodeInfo incomplete: %+v", info)
@@ -171,4 +174,74 @@ func TestHealthz(t *testing.T) {
 			t.Errorf("GET %s with cert %q = %d, want %d", url, tc.cert, resp.StatusCode, tc.want)
 		}
 	}
+}
+
+// TestNodeStatusMeasured checks what the node reports about itself beyond
+// Ready: the Kubernetes version it implements and its own version, the
+// pressure conditions, the images a pod used, and allocatable below
+// capacity (the hard eviction threshold of memory.available, 100Mi by
+// default, is kept from it).
+func TestNodeStatusMeasured(t *testing.T) {
+	out, err := exec.Command(testEnv.agentBinary, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", testEnv.agentBinary, err)
+	}
+	agentVersion := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "ephemeral-agent"))
+	startAgent(t)
+	node := waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+
+	if v := node.Status.NodeInfo.KubeletVersion; !strings.HasPrefix(v, "v1.37.") {
+		t.Errorf("kubeletVersion = %q, want v1.37.x", v)
+	}
+	if got := node.Annotations["ephemeral-agent.io/version"]; got == "" || got != agentVersion {
+		t.Errorf("annotation ephemeral-agent.io/version = %q, want the agent's version %q", got, agentVersion)
+	}
+	capMem, allocMem := node.Status.Capacity[v1.ResourceMemory], node.Status.Allocatable[v1.ResourceMemory]
+	if allocMem.IsZero() || allocMem.Cmp(capMem) >= 0 {
+		t.Errorf("allocatable memory %s, want above zero and below capacity %s", allocMem.String(), capMem.String())
+	}
+
+	// Measured, so either state may be true of the machine; the reasons
+	// are the kubelet's.
+	for typ, reasons := range map[v1.NodeConditionType][]string{
+		v1.NodeMemoryPressure: {"KubeletHasSufficientMemory", "KubeletHasInsufficientMemory"},
+		v1.NodeDiskPressure:   {"KubeletHasNoDiskPressure", "KubeletHasDiskPressure"},
+		v1.NodePIDPressure:    {"KubeletHasSufficientPID", "KubeletHasInsufficientPID"},
+	} {
+		var c *v1.NodeCondition
+		for i := range node.Status.Conditions {
+			if node.Status.Conditions[i].Type == typ {
+				c = &node.Status.Conditions[i]
+			}
+		}
+		if c == nil || !slices.Contains(reasons, c.Reason) {
+			t.Errorf("%s condition = %+v, want one with a reason among %v", typ, c, reasons)
+		}
+	}
+
+	ns := createNamespace(t)
+	createPod(t, &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "uses-busybox", Namespace: ns},
+		Spec: v1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []v1.Container{{Name: "c", Image: busyboxImage, ImagePullPolicy: v1.PullNever,
+				Command: []string{"sleep", "3600"}}},
+		},
+	})
+	waitPod(t, ns, "uses-busybox", "Running", 90*time.Second, phaseIs(v1.PodRunning))
+	waitFor(t, "status.images to list "+busyboxImage, 30*time.Second, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, testEnv.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, img := range n.Status.Images {
+			if slices.Contains(img.Names, busyboxImage) {
+				if img.SizeBytes <= 0 {
+					t.Errorf("image %v reported with size %d", img.Names, img.SizeBytes)
+				}
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }
