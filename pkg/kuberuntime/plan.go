@@ -25,8 +25,12 @@ const (
 // The executor carries them out in field order.
 type Actions struct {
 	// KillPod stops every running container of the pod and its sandboxes:
-	// the pod is being deleted, has finished, or its sandbox is re-created.
+	// the pod is being deleted, has finished, ran past its active
+	// deadline, or its sandbox is re-created.
 	KillPod bool
+	// DeadlineExceeded says the pod is killed because it ran past its
+	// spec.activeDeadlineSeconds (the DeadlineExceeded Event).
+	DeadlineExceeded bool
 	// CreateSandbox asks for a new sandbox with SandboxAttempt.
 	CreateSandbox  bool
 	SandboxAttempt uint32
@@ -50,7 +54,8 @@ type Actions struct {
 	// the two newest of a regular or init container).
 	ContainersToRemove []string
 	// RequeueAfter is when the pod wants another sync without any event:
-	// the earliest backoff expiry. Zero means no such need.
+	// the earliest backoff expiry or its active deadline. Zero means no
+	// such need.
 	RequeueAfter time.Duration
 }
 
@@ -99,6 +104,25 @@ func Plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 	if pod == nil || pod.DeletionTimestamp != nil || podFinished(pod, state) {
 		return Actions{KillPod: hasRunning(state)}
 	}
+	if podstate.PastActiveDeadline(pod, now) {
+		// The pod failed (the status says DeadlineExceeded): nothing of
+		// it runs any more, ephemeral containers included, as the
+		// kubelet's.
+		kill := hasRunning(state)
+		return Actions{KillPod: kill, DeadlineExceeded: kill}
+	}
+	a := plan(pod, state, now)
+	// No event marks the deadline: the pod asks for a sync then.
+	if d, ok := podstate.ActiveDeadline(pod); ok {
+		if left := d.Sub(now); a.RequeueAfter == 0 || left < a.RequeueAfter {
+			a.RequeueAfter = left
+		}
+	}
+	return a
+}
+
+// plan is Plan for a pod that is to run.
+func plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 	p := planner{pod: pod, state: state, now: now}
 	a := &p.actions
 	sb := state.LatestSandbox()

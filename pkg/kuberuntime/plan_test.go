@@ -329,6 +329,42 @@ func TestPlan(t *testing.T) {
 			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 137)), "c1", podstate.Probed{Failed: podstate.Liveness}),
 			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
 		},
+		{
+			name:  "active deadline ahead: a sync at the deadline",
+			pod:   testPod(withDeadline(60)),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)),
+			now:   t0.Add(10 * time.Second),
+			want:  Actions{SandboxID: "sb1", RequeueAfter: 50 * time.Second},
+		},
+		{
+			name:  "active deadline ahead of a backoff: the earlier one",
+			pod:   testPod(withDeadline(5)),
+			state: state(sb1, ctr("c2", "sb1", regT, "app", exited, 1, 1)),
+			now:   t0.Add(time.Second),
+			want: Actions{SandboxID: "sb1", RequeueAfter: 4 * time.Second, BackOff: []BackOffAction{{Type: regT, Name: "app",
+				Message: "back-off 10s restarting failed container=app pod=app_default(uid-1)", Until: podstatetest.T0.Add(12 * time.Second)}}},
+		},
+		{
+			name: "past the active deadline: the whole pod is killed, debuggers too",
+			pod:  testPod(withDeadline(60), withEphemeral("debugger", "app")),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0),
+				ctr("e1", "sb1", ephT, "debugger", running, 0, 0)),
+			now:  t0.Add(time.Minute),
+			want: Actions{KillPod: true, DeadlineExceeded: true},
+		},
+		{
+			name:  "past the active deadline, nothing running: nothing to kill",
+			pod:   testPod(withDeadline(60)),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 137)),
+			now:   t0.Add(2 * time.Minute),
+			want:  Actions{},
+		},
+		{
+			name:  "no start time yet: no deadline",
+			pod:   testPod(withDeadline(60), func(p *v1.Pod) { p.Status.StartTime = nil }),
+			state: state(nil),
+			want:  Actions{CreateSandbox: true, ContainersToStart: []StartAction{start(regT, 0, "app", 0)}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := tc.now
@@ -507,5 +543,14 @@ func TestPlanEphemeralExactlyOnce(t *testing.T) {
 				t.Errorf("EphemeralLost = %v, want %v", a.EphemeralLost, tc.wantLost)
 			}
 		})
+	}
+}
+
+// withDeadline sets spec.activeDeadlineSeconds, counted from a start at t0.
+func withDeadline(seconds int64) func(*v1.Pod) {
+	return func(p *v1.Pod) {
+		p.Spec.ActiveDeadlineSeconds = ptr.To(seconds)
+		start := metav1.NewTime(t0)
+		p.Status.StartTime = &start
 	}
 }

@@ -30,6 +30,20 @@ const (
 	ReasonPulling = "Pulling"
 )
 
+// The kubelet's postStart hook failure: the Waiting reason of the
+// container it killed, and the reason of the Warning Event (and the
+// message of the Killing Event).
+const (
+	ReasonPostStartHookError  = "PostStartHookError"
+	ReasonFailedPostStartHook = "FailedPostStartHook"
+	reasonFailedPreStopHook   = "FailedPreStopHook"
+)
+
+// postStartHookTimeout bounds a postStart hook. The kubelet sets none, but
+// here a hook that never returns would hold the pod's worker, and with it
+// the pod's debuggers and its deletion; one past it fails as a timeout.
+const postStartHookTimeout = 5 * time.Minute
+
 // ReasonContainerLost is the Event reason for an ephemeral container the
 // runtime no longer has (removed behind the agent's back): it is reported
 // terminated and never started again.
@@ -65,7 +79,10 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		if err := p.Runtime.StartContainer(ctx, st.CreatedID); err != nil {
 			return fail(ReasonRunContainerError, err, true)
 		}
-		p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
+		p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Started container %s", st.Name)
+		if w, err := p.postStart(ctx, st, spec, st.CreatedID); err != nil {
+			return w, err
+		}
 		logger.Info("Started container created earlier", "containerID", st.CreatedID)
 		return podstate.Waiting{}, nil
 	}
@@ -137,7 +154,7 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	if err != nil {
 		return fail(ReasonCreateContainerError, err, true)
 	}
-	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Created", "Container created")
+	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Created", "Created container: %s", st.Name)
 	if st.Type == criconfig.ContainerTypeEphemeral && p.Records != nil {
 		// Durable before it can run: from here on, whatever the runtime
 		// or the agent lose, this debug container is never created again.
@@ -150,9 +167,36 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	if err := p.Runtime.StartContainer(ctx, id); err != nil {
 		return fail(ReasonRunContainerError, err, true)
 	}
-	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Container started")
+	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Started container %s", st.Name)
+	if w, err := p.postStart(ctx, st, spec, id); err != nil {
+		return w, err
+	}
 	logger.Info("Started container", "containerID", id, "restartCount", st.RestartCount)
 	return podstate.Waiting{}, nil
+}
+
+// postStart runs the container's postStart hook, as the kubelet does right
+// after StartContainer: the container does not count as started before it
+// returns. A failing hook gets a FailedPostStartHook Event, and the
+// container is killed for its restart policy to restart it, waiting as
+// PostStartHookError meanwhile.
+func (p *podSync) postStart(ctx context.Context, st StartAction, spec *v1.Container, id string) (podstate.Waiting, error) {
+	if spec.Lifecycle == nil || spec.Lifecycle.PostStart == nil {
+		return podstate.Waiting{}, nil
+	}
+	logger := klog.FromContext(ctx).WithValues("containerName", st.Name, "containerID", id)
+	msg, err := p.runHook(ctx, p.pod, id, spec, spec.Lifecycle.PostStart, postStartHookTimeout)
+	if err == nil {
+		return podstate.Waiting{}, nil
+	}
+	ref := podstate.ContainerRef(p.pod, st.Type, st.Name)
+	p.Recorder.Eventf(ref, v1.EventTypeWarning, ReasonFailedPostStartHook, "%s", msg)
+	logger.Info("PostStart hook failed, killing the container", "err", err)
+	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Killing", "%s", ReasonFailedPostStartHook)
+	if kerr := p.stopContainer(ctx, p.pod, id, st.Type, st.Name); kerr != nil {
+		logger.Error(kerr, "Failed to kill container whose postStart hook failed")
+	}
+	return podstate.Waiting{Reason: ReasonPostStartHookError, Message: msg}, fmt.Errorf("postStart hook: %w", err)
 }
 
 // replace removes an ephemeral container whose start the agent's death
@@ -227,30 +271,53 @@ func (s *Syncer) terminationMessageFile(pod *v1.Pod, name string) (string, error
 	return path, os.Chmod(path, 0o666)
 }
 
-// runPreStop runs an exec or httpGet preStop hook, bounded by timeout. A
+// runPreStop runs the container's preStop hook, bounded by timeout. A
 // failing hook is reported and the container is stopped all the same.
 func (s *Syncer) runPreStop(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, c *v1.Container, timeout time.Duration) {
-	logger := klog.FromContext(ctx).WithValues("containerName", c.Name)
-	h := c.Lifecycle.PreStop
-	var err error
-	switch {
-	case h.Exec != nil:
-		_, _, err = s.Runtime.ExecSync(ctx, id, h.Exec.Command, timeout)
-	case h.HTTPGet != nil:
-		err = httpGetHook(ctx, pod, c, h.HTTPGet, timeout)
-	case h.Sleep != nil:
-		// The grace period bounds the hook: the container stops on time.
-		select {
-		case <-ctx.Done():
-		case <-s.Clock.After(min(time.Duration(h.Sleep.Seconds)*time.Second, timeout)):
-		}
-	}
-	if err != nil {
-		s.Recorder.Eventf(podstate.ContainerRef(pod, typ, c.Name), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
-		logger.V(1).Info("PreStop hook failed", "err", err)
+	if msg, err := s.runHook(ctx, pod, id, c, c.Lifecycle.PreStop, timeout); err != nil {
+		s.Recorder.Eventf(podstate.ContainerRef(pod, typ, c.Name), v1.EventTypeWarning, reasonFailedPreStopHook, "%s", msg)
+		klog.FromContext(ctx).V(1).Info("PreStop hook failed", "containerName", c.Name, "err", err)
 	}
 }
 
+// runHook runs lifecycle hook h of container c (running as CRI container
+// id): exec through CRI ExecSync, httpGet, or sleep, bounded by timeout.
+// It serves both preStop and postStart. On failure it returns the
+// kubelet's Event message for it, which names the hook and the pod and
+// carries an exec hook's output.
+func (s *Syncer) runHook(ctx context.Context, pod *v1.Pod, id string, c *v1.Container, h *v1.LifecycleHandler, timeout time.Duration) (string, error) {
+	// The kubelet's format.Pod.
+	podName := fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID)
+	switch {
+	case h.Exec != nil:
+		stdout, stderr, err := s.Runtime.ExecSync(ctx, id, h.Exec.Command, timeout)
+		if err != nil {
+			return fmt.Sprintf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %v, message: %q",
+				h.Exec.Command, c.Name, podName, err, string(append(stdout, stderr...))), err
+		}
+	case h.HTTPGet != nil:
+		if err := httpGetHook(ctx, pod, c, h.HTTPGet, timeout); err != nil {
+			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v", h.HTTPGet.Path, c.Name, podName, err), err
+		}
+	case h.Sleep != nil:
+		// The timeout bounds the hook: a preStop sleep ends with the
+		// grace period, so the container stops on time.
+		d := min(time.Duration(h.Sleep.Seconds)*time.Second, timeout)
+		if d <= 0 {
+			return "", nil
+		}
+		select {
+		case <-ctx.Done():
+			err := ctx.Err()
+			return fmt.Sprintf("Sleep lifecycle hook (%d) for Container %q in Pod %q failed - error: %v", h.Sleep.Seconds, c.Name, podName, err), err
+		case <-s.Clock.After(d):
+		}
+	}
+	return "", nil
+}
+
+// httpGetHook sends an httpGet hook's request; a status of 400 or more is a
+// failure.
 func httpGetHook(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v1.HTTPGetAction, timeout time.Duration) error {
 	host := h.Host
 	if host == "" {
@@ -283,7 +350,7 @@ func httpGetHook(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v1.HTTPGe
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		return fmt.Errorf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %s", h.Path, c.Name, pod.Name, resp.Status)
+		return fmt.Errorf("HTTP status %s", resp.Status)
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	var volumeErr error
 	// Volumes serve containers that start or run; a pod being deleted or
 	// finished needs none (and its namespace may refuse new tokens).
-	if pod.DeletionTimestamp == nil && !podFinished(pod, state) {
+	if pod.DeletionTimestamp == nil && !podFinished(pod, state) && !podstate.PastActiveDeadline(pod, s.Clock.Now()) {
 		if p.mounter, err = s.Volumes.SetUp(ctx, pod); err != nil {
 			// One Event per volume, as the kubelet's; an embedder's volume
 			// manager may return plain errors, which get one Event.
@@ -213,6 +213,9 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 	logger := klog.FromContext(ctx)
 	pod := p.pod
 	if a.KillPod {
+		if a.DeadlineExceeded {
+			p.Recorder.Eventf(pod, v1.EventTypeNormal, podstate.ReasonDeadlineExceeded, podstate.MessageDeadlineExceeded)
+		}
 		if a.CreateSandbox && p.state.LatestSandbox() != nil {
 			p.Recorder.Eventf(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 		}

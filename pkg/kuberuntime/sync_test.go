@@ -3,12 +3,17 @@ package kuberuntime
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	criapitesting "k8s.io/cri-api/pkg/apis/testing"
@@ -414,5 +419,139 @@ func TestSyncKillsOnLivenessFailureWithTheProbesGrace(t *testing.T) {
 	}
 	if len(pr.forgot) == 0 {
 		t.Error("the prober was not told the pod is gone")
+	}
+}
+
+// allEvents drains rec.
+func allEvents(rec *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func TestSyncPostStartHook(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			http.Error(w, "no", http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	host, port, _ := net.SplitHostPort(u.Host)
+	httpHook := func(path string) *v1.LifecycleHandler {
+		return &v1.LifecycleHandler{HTTPGet: &v1.HTTPGetAction{Host: host, Port: intstr.Parse(port), Path: path}}
+	}
+	execHook := &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"sh", "-c", "exit 1"}}}
+	for _, tc := range []struct {
+		name    string
+		hook    *v1.LifecycleHandler
+		execErr error
+		// event is a part of the FailedPostStartHook Event's message; ""
+		// when the hook succeeds.
+		event string
+	}{
+		{name: "exec succeeds", hook: execHook},
+		{name: "exec fails", hook: execHook, execErr: errors.New("command 'sh -c exit 1' exited with 1: oops"),
+			event: `Warning FailedPostStartHook Exec lifecycle hook ([sh -c exit 1]) for Container "app" in Pod "app_default(uid-1)" failed - error: command 'sh -c exit 1' exited with 1: oops, message: ""`},
+		{name: "httpGet succeeds", hook: httpHook("/ok")},
+		{name: "httpGet fails", hook: httpHook("/fail"),
+			event: `Warning FailedPostStartHook HTTP lifecycle hook (/fail) for Container "app" in Pod "app_default(uid-1)" failed - error: HTTP status 500 Internal Server Error`},
+		{name: "sleep 0 succeeds", hook: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			pod := testPod(func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PostStart: tc.hook} })
+			s, rt, st, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+			if tc.execErr != nil {
+				rt.InjectError("ExecSync", tc.execErr)
+			}
+			_, err := s.SyncPod(ctx, pod.UID)
+			if tc.hook.Exec != nil {
+				// The hook runs in the container once it started.
+				calls := strings.Join(rt.GetCalls(), " ")
+				if i, j := strings.LastIndex(calls, "StartContainer"), strings.Index(calls, "ExecSync"); j < 0 || i > j {
+					t.Errorf("calls %s: want ExecSync after StartContainer", calls)
+				}
+			}
+			app := containersNamed(t, rt, "app")
+			if len(app) != 1 {
+				t.Fatalf("%d app containers, want 1", len(app))
+			}
+			var failed []string
+			killed := false
+			events := allEvents(rec)
+			for _, e := range events {
+				switch {
+				case strings.HasPrefix(e, "Warning "+ReasonFailedPostStartHook+" "):
+					failed = append(failed, e)
+				case e == "Normal Killing "+ReasonFailedPostStartHook:
+					killed = true
+				}
+			}
+			if tc.event == "" {
+				if err != nil || len(failed) != 0 || app[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					t.Fatalf("sync error %v, events %q, state %s: want the container running", err, failed, app[0].State)
+				}
+				// The kubelet's texts, which tools and people grep for.
+				if got := strings.Join(events, "\n"); !strings.Contains(got, "Normal Created Created container: app\nNormal Started Started container app") {
+					t.Errorf("events %q, want the kubelet's Created and Started", events)
+				}
+				return
+			}
+			if !errors.Is(err, errRetry) {
+				t.Errorf("sync error = %v, want a retry", err)
+			}
+			if len(failed) != 1 || failed[0] != tc.event || !killed {
+				t.Errorf("events %q (Killing: %v), want %q and a Killing event", failed, killed, tc.event)
+			}
+			if app[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
+				t.Errorf("container %s after its hook failed, want exited", app[0].State)
+			}
+			w := st.waiting[podstate.ContainerKey{Type: regT, Name: "app"}]
+			if w.Reason != ReasonPostStartHookError || "Warning "+ReasonFailedPostStartHook+" "+w.Message != tc.event {
+				t.Errorf("waiting = %+v", w)
+			}
+			// The restart policy restarts it; this time the hook succeeds.
+			s.Clock = clocktesting.NewFakeClock(time.Now().Add(time.Minute))
+			if _, err := s.SyncPod(ctx, pod.UID); err != nil && tc.hook.HTTPGet == nil {
+				t.Fatal(err)
+			}
+			if n := len(containersNamed(t, rt, "app")); n != 2 {
+				t.Errorf("%d app containers, want the killed one and its restart", n)
+			}
+		})
+	}
+}
+
+func TestSyncKillsPastTheActiveDeadline(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(withDeadline(60))
+	s, rt, _, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	requeue, err := s.SyncPod(ctx, pod.UID)
+	if err != nil || requeue != time.Minute {
+		t.Fatalf("sync: requeue %v, %v; want a sync at the deadline, a minute on", requeue, err)
+	}
+	s.Clock = clocktesting.NewFakeClock(t0.Add(time.Minute))
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if cs := containersNamed(t, rt, "app"); len(cs) != 1 || cs[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("containers past the deadline: %v, want app stopped", cs)
+	}
+	if ev := eventsWith(rec, podstate.ReasonDeadlineExceeded); len(ev) != 1 || ev[0] != "Normal DeadlineExceeded "+podstate.MessageDeadlineExceeded {
+		t.Errorf("DeadlineExceeded events %q", ev)
+	}
+	// Nothing starts again.
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(containersNamed(t, rt, "app")); n != 1 {
+		t.Errorf("%d app containers, want none started past the deadline", n)
 	}
 }

@@ -1,6 +1,8 @@
 package podstate
 
 import (
+	"time"
+
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
@@ -120,4 +122,29 @@ func ContainerRef(pod *v1.Pod, typ criconfig.ContainerType, name string) *v1.Obj
 		ResourceVersion: pod.ResourceVersion,
 		FieldPath:       field + "{" + name + "}",
 	}
+}
+
+// The kubelet's reason and message for a pod that ran past its
+// spec.activeDeadlineSeconds: its phase becomes Failed with them.
+const (
+	ReasonDeadlineExceeded  = "DeadlineExceeded"
+	MessageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+)
+
+// ActiveDeadline returns when pod's spec.activeDeadlineSeconds runs out,
+// counted from its status.startTime as the kubelet counts it, and false
+// when it has none (or no start time yet).
+func ActiveDeadline(pod *v1.Pod) (time.Time, bool) {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return time.Time{}, false
+	}
+	return pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second), true
+}
+
+// PastActiveDeadline reports whether pod has been active longer than its
+// spec.activeDeadlineSeconds at now: the plan kills it and the status
+// says Failed, DeadlineExceeded.
+func PastActiveDeadline(pod *v1.Pod, now time.Time) bool {
+	d, ok := ActiveDeadline(pod)
+	return ok && !now.Before(d)
 }

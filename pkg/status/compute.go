@@ -80,6 +80,13 @@ func Compute(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.Contain
 	keepContainerStates(&old, &s, pod)
 	s.Phase = phase(pod, state, s.InitContainerStatuses, s.ContainerStatuses)
 	keepTerminalPhase(&old, &s)
+	// Past its active deadline the pod failed, whatever its containers
+	// did, as the kubelet's eviction says; a pod that had already ended
+	// otherwise keeps how it ended.
+	terminal := old.Phase == v1.PodSucceeded || old.Phase == v1.PodFailed
+	if podstate.PastActiveDeadline(pod, now) && (!terminal || old.Reason == podstate.ReasonDeadlineExceeded) {
+		s.Phase, s.Reason, s.Message = v1.PodFailed, podstate.ReasonDeadlineExceeded, podstate.MessageDeadlineExceeded
+	}
 	s.Conditions = conditions(pod, state, &s, now)
 	return s
 }
@@ -175,6 +182,9 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 			if len(instances) > 1 && instances[1].Exited() {
 				cs.LastTerminationState.Terminated = terminated(instances[1], c.containerID(instances[1].ID))
 			}
+			// An init container that completed is ready, as the kubelet
+			// reports it: it did what the pod waited for.
+			cs.Ready = typ == criconfig.ContainerTypeInit && !podstate.IsSidecar(spec) && t.ExitCode == 0
 		}
 		started := false
 		cs.Started = &started
@@ -417,10 +427,11 @@ func conditions(pod *v1.Pod, state *podstate.PodState, s *v1.PodStatus, now time
 	if s.Phase == v1.PodSucceeded || s.Phase == v1.PodFailed {
 		readyReason, readyMsg = "PodCompleted", ""
 	}
-	want = append(want,
-		boolCondition(v1.ContainersReady, ready, readyReason, readyMsg),
-		boolCondition(v1.PodReady, ready, readyReason, readyMsg),
-	)
+	podReady := boolCondition(v1.PodReady, ready, readyReason, readyMsg)
+	if ready {
+		podReady = readinessGates(pod)
+	}
+	want = append(want, boolCondition(v1.ContainersReady, ready, readyReason, readyMsg), podReady)
 	out := make([]v1.PodCondition, 0, len(want)+1)
 	owned := map[v1.PodConditionType]bool{}
 	for _, w := range want {
@@ -440,6 +451,34 @@ func conditions(pod *v1.Pod, state *podstate.PodState, s *v1.PodStatus, now time
 	}
 	sort.SliceStable(out, func(i, j int) bool { return conditionOrder(out[i].Type) < conditionOrder(out[j].Type) })
 	return out
+}
+
+// ReasonReadinessGatesNotReady is the kubelet's reason for a pod whose
+// containers are ready but not all of its readiness gates.
+const ReasonReadinessGatesNotReady = "ReadinessGatesNotReady"
+
+// readinessGates is the Ready condition of a pod whose containers are
+// ready: True once every condition its spec.readinessGates name is True in
+// its status (set by whoever owns the gate, through the API), with the
+// kubelet's messages for those that are not.
+func readinessGates(pod *v1.Pod) v1.PodCondition {
+	var unready []string
+	for _, rg := range pod.Spec.ReadinessGates {
+		var c *v1.PodCondition
+		for i := range pod.Status.Conditions {
+			if pod.Status.Conditions[i].Type == rg.ConditionType {
+				c = &pod.Status.Conditions[i]
+				break
+			}
+		}
+		switch {
+		case c == nil:
+			unready = append(unready, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", string(rg.ConditionType)))
+		case c.Status != v1.ConditionTrue:
+			unready = append(unready, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", string(rg.ConditionType), c.Status))
+		}
+	}
+	return boolCondition(v1.PodReady, len(unready) == 0, ReasonReadinessGatesNotReady, strings.Join(unready, ", "))
 }
 
 func conditionOrder(t v1.PodConditionType) int {

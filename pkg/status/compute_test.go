@@ -277,3 +277,124 @@ func TestProbedReadiness(t *testing.T) {
 		})
 	}
 }
+
+func TestInitContainerReady(t *testing.T) {
+	withInit := func(p *v1.Pod) { p.Spec.InitContainers = []v1.Container{{Name: "i"}} }
+	for _, tc := range []struct {
+		name    string
+		pod     *v1.Pod
+		state   *podstate.PodState
+		waiting map[podstate.ContainerKey]podstate.Waiting
+		want    bool
+	}{
+		{"running", pod(withInit), podState(ctr("i1", ini, "i", running, 0, 0, "")), nil, false},
+		{"completed: ready, as the kubelet's", pod(withInit), podState(ctr("i1", ini, "i", exited, 0, 0, ""), ctr("c1", reg, "app", running, 0, 0, "")), nil, true},
+		{"failed", pod(withInit), podState(ctr("i1", ini, "i", exited, 0, 1, "")), nil, false},
+		{"failed, waiting to restart", pod(withInit), podState(ctr("i1", ini, "i", exited, 0, 1, "")),
+			map[podstate.ContainerKey]podstate.Waiting{{Type: ini, Name: "i"}: {Reason: "CrashLoopBackOff"}}, false},
+		{"sidecar exited 0: not ready", pod(podstatetest.WithSidecar("i")), podState(ctr("i1", ini, "i", exited, 0, 0, "")), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Compute(tc.pod, tc.state, tc.waiting, node, t0)
+			if got := s.InitContainerStatuses[0].Ready; got != tc.want {
+				t.Errorf("ready = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadinessGates(t *testing.T) {
+	gates := func(types ...v1.PodConditionType) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			for _, c := range types {
+				p.Spec.ReadinessGates = append(p.Spec.ReadinessGates, v1.PodReadinessGate{ConditionType: c})
+			}
+		}
+	}
+	cond := func(typ v1.PodConditionType, st v1.ConditionStatus) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			p.Status.Conditions = append(p.Status.Conditions, v1.PodCondition{Type: typ, Status: st})
+		}
+	}
+	app := podState(ctr("c1", reg, "app", running, 0, 0, ""))
+	for _, tc := range []struct {
+		name                  string
+		pod                   *v1.Pod
+		state                 *podstate.PodState
+		containersReady, want v1.PodCondition
+	}{
+		{"no gates", pod(), app,
+			v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue}, v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue}},
+		{"gate true", pod(gates("example.com/lb"), cond("example.com/lb", v1.ConditionTrue)), app,
+			v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue}, v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue}},
+		{"gate missing", pod(gates("example.com/lb")), app,
+			v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue},
+			v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionFalse, Reason: "ReadinessGatesNotReady", Message: `corresponding condition of pod readiness gate "example.com/lb" does not exist.`}},
+		{"one gate false, one missing", pod(gates("a", "b"), cond("a", v1.ConditionFalse)), app,
+			v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionTrue},
+			v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionFalse, Reason: "ReadinessGatesNotReady",
+				Message: `the status of pod readiness gate "a" is not "True", but False, corresponding condition of pod readiness gate "b" does not exist.`}},
+		{"containers not ready: their reason, whatever the gates", pod(gates("a"), cond("a", v1.ConditionTrue)), podState(),
+			v1.PodCondition{Type: v1.ContainersReady, Status: v1.ConditionFalse, Reason: "ContainersNotReady", Message: "containers with unready status: [app]"},
+			v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionFalse, Reason: "ContainersNotReady", Message: "containers with unready status: [app]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Compute(tc.pod, tc.state, nil, node, t0)
+			got := map[v1.PodConditionType]v1.PodCondition{}
+			for _, c := range s.Conditions {
+				c.LastTransitionTime = metav1.Time{}
+				got[c.Type] = c
+			}
+			if got[v1.ContainersReady] != tc.containersReady {
+				t.Errorf("ContainersReady = %+v, want %+v", got[v1.ContainersReady], tc.containersReady)
+			}
+			if got[v1.PodReady] != tc.want {
+				t.Errorf("Ready = %+v, want %+v", got[v1.PodReady], tc.want)
+			}
+			// The gates' conditions belong to whoever set them: kept as they are.
+			for _, c := range tc.pod.Status.Conditions {
+				if g := got[c.Type]; g.Status != c.Status {
+					t.Errorf("condition %s = %+v, want it kept as %s", c.Type, g, c.Status)
+				}
+			}
+		})
+	}
+}
+
+func TestActiveDeadline(t *testing.T) {
+	deadline := func(seconds int64, phase v1.PodPhase, reason string) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			p.Spec.ActiveDeadlineSeconds = &seconds
+			start := metav1.NewTime(t0)
+			p.Status.StartTime = &start
+			p.Status.Phase, p.Status.Reason = phase, reason
+		}
+	}
+	never := func(p *v1.Pod) { p.Spec.RestartPolicy = v1.RestartPolicyNever }
+	appRunning := podState(ctr("c1", reg, "app", running, 0, 0, ""))
+	appKilled := podState(ctr("c1", reg, "app", exited, 0, 137, ""))
+	for _, tc := range []struct {
+		name   string
+		pod    *v1.Pod
+		state  *podstate.PodState
+		now    time.Time
+		phase  v1.PodPhase
+		reason string
+	}{
+		{"before the deadline", pod(deadline(60, v1.PodRunning, "")), appRunning, t0.Add(59 * time.Second), v1.PodRunning, ""},
+		{"at the deadline: Failed", pod(deadline(60, v1.PodRunning, "")), appRunning, t0.Add(time.Minute), v1.PodFailed, "DeadlineExceeded"},
+		{"killed past the deadline: still DeadlineExceeded", pod(never, deadline(60, v1.PodFailed, "DeadlineExceeded")), appKilled, t0.Add(2 * time.Minute), v1.PodFailed, "DeadlineExceeded"},
+		{"succeeded before the deadline: kept", pod(never, deadline(60, v1.PodSucceeded, "")), podState(ctr("c1", reg, "app", exited, 0, 0, "")), t0.Add(2 * time.Minute), v1.PodSucceeded, ""},
+		{"failed otherwise before the deadline: kept", pod(never, deadline(60, v1.PodFailed, "")), podState(ctr("c1", reg, "app", exited, 0, 1, "")), t0.Add(2 * time.Minute), v1.PodFailed, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Compute(tc.pod, tc.state, nil, node, tc.now)
+			if s.Phase != tc.phase || s.Reason != tc.reason {
+				t.Errorf("phase %s reason %q, want %s %q", s.Phase, s.Reason, tc.phase, tc.reason)
+			}
+			if want := map[bool]string{true: podstate.MessageDeadlineExceeded}[tc.reason != ""]; s.Message != want {
+				t.Errorf("message %q, want %q", s.Message, want)
+			}
+		})
+	}
+}
