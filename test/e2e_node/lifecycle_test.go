@@ -137,17 +137,5 @@ func TestLifecycle(t *testing.T) {
 // whose message contains part.
 func hasEventContaining(t *testing.T, pod *v1.Pod, reason, part string) bool {
 	t.Helper()
-	evs, err := client.CoreV1().Events(pod.Namespace).List(context.Background(), metav1.ListOptions{
-		FieldSelector: "involvedObject.name=" + pod.Name,
-	})
-	if err != nil {
-		t.Logf("list events: %v", err)
-		return false
-	}
-	for _, e := range evs.Items {
-		if e.InvolvedObject.UID == pod.UID && e.Reason == reason && strings.Contains(e.Message, part) {
-			return true
-		}
-	}
-	return false
+	return hasPodEvent(t, pod, reason, func(msg string) bool { return strings.Contains(msg, part) })
 }

@@ -225,6 +225,13 @@ func waitEvent(t *testing.T, pod *v1.Pod, reason, prefix string) {
 // message starts with prefix.
 func hasEvent(t *testing.T, pod *v1.Pod, reason, prefix string) bool {
 	t.Helper()
+	return hasPodEvent(t, pod, reason, func(msg string) bool { return strings.HasPrefix(msg, prefix) })
+}
+
+// hasPodEvent reports whether the pod (this very pod: its UID) has an Event
+// with that reason whose message match accepts.
+func hasPodEvent(t *testing.T, pod *v1.Pod, reason string, match func(string) bool) bool {
+	t.Helper()
 	evs, err := client.CoreV1().Events(pod.Namespace).List(context.Background(), metav1.ListOptions{
 		FieldSelector: "involvedObject.name=" + pod.Name,
 	})
@@ -233,7 +240,7 @@ func hasEvent(t *testing.T, pod *v1.Pod, reason, prefix string) bool {
 		return false
 	}
 	for _, e := range evs.Items {
-		if e.InvolvedObject.UID == pod.UID && e.Reason == reason && strings.HasPrefix(e.Message, prefix) {
+		if e.InvolvedObject.UID == pod.UID && e.Reason == reason && match(e.Message) {
 			return true
 		}
 	}
