@@ -113,20 +113,7 @@ func TestValidate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := parse(t, tc.args...).validate()
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			checkErrors(t, err, tc.wantErr)
 		})
 	}
 }
@@ -156,20 +143,7 @@ func TestNodeAllocatableFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := parse(t, append(append([]string{}, valid...), tc.args...)...).validate()
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			checkErrors(t, err, tc.wantErr)
 		})
 	}
 }
@@ -182,5 +156,25 @@ func TestParseReserved(t *testing.T) {
 	cpu, mem, pid := got[v1.ResourceCPU], got[v1.ResourceMemory], got["pid"]
 	if len(got) != 3 || cpu.MilliValue() != 100 || mem.Value() != 100<<20 || pid.Value() != 1000 {
 		t.Errorf("parseReserved = %v", got)
+	}
+}
+
+// checkErrors checks that err holds every one of want, or is nil when want
+// is empty.
+func checkErrors(t *testing.T, err error, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
 	}
 }
