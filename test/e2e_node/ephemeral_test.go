@@ -13,7 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 )
@@ -36,21 +36,16 @@ func runningApp(t *testing.T, ns, name string, mutate ...func(*v1.Pod)) *v1.Pod 
 }
 
 // addEphemeral adds an ephemeral container through the ephemeralcontainers
-// subresource, as kubectl debug does.
+// subresource as kubectl debug does: with a strategic merge patch, which
+// the API server applies to the newest pod, so that the agent's concurrent
+// status updates cannot make it conflict.
 func addEphemeral(t *testing.T, pod *v1.Pod, ec v1.EphemeralContainer) {
 	t.Helper()
-	ctx := context.Background()
-	// The agent updates the pod's status meanwhile: retry on conflict, as
-	// a controller would.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cur.Spec.EphemeralContainers = append(cur.Spec.EphemeralContainers, ec)
-		_, err = client.CoreV1().Pods(pod.Namespace).UpdateEphemeralContainers(ctx, pod.Name, cur, metav1.UpdateOptions{})
-		return err
-	})
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"ephemeralContainers": []v1.EphemeralContainer{ec}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.CoreV1().Pods(pod.Namespace).Patch(context.Background(), pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers")
 	if err != nil {
 		t.Fatalf("add ephemeral container %s: %v", ec.Name, err)
 	}
