@@ -132,8 +132,10 @@ func plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 	case !sb.Ready:
 		// The sandbox died (node reboot, runtime restart, killed). A pod
 		// that never restarts keeps its dead sandbox once anything ran in
-		// it: its containers' exits decide its phase.
-		if pod.Spec.RestartPolicy == v1.RestartPolicyNever && len(state.Containers) > 0 {
+		// it: its containers' exits decide its phase. A container whose
+		// own policy or rules restart it makes the pod one that restarts,
+		// as the kubelet's runOnce check.
+		if pod.Spec.RestartPolicy == v1.RestartPolicyNever && len(state.Containers) > 0 && !anyRestartable(pod) {
 			return *a
 		}
 		a.KillPod = hasRunning(state)
@@ -151,7 +153,14 @@ func plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 		if len(pod.Spec.InitContainers) > 0 {
 			p.start(criconfig.ContainerTypeInit, 0, pod.Spec.InitContainers[0].Name)
 		} else {
-			for i, c := range pod.Spec.Containers {
+			for i := range pod.Spec.Containers {
+				c := &pod.Spec.Containers[i]
+				// As the kubelet: a container that runs once on failure
+				// and already succeeded is not run again in the new
+				// sandbox.
+				if runsOnceOnFailure(pod, c) && succeeded(state.Latest(criconfig.ContainerTypeRegular, c.Name)) {
+					continue
+				}
 				p.start(criconfig.ContainerTypeRegular, i, c.Name)
 			}
 		}
@@ -164,7 +173,7 @@ func plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 	p.planEphemeral()
 	if p.planInit() {
 		for i := range pod.Spec.Containers {
-			p.planRestartable(criconfig.ContainerTypeRegular, i, &pod.Spec.Containers[i], pod.Spec.RestartPolicy)
+			p.planRestartable(criconfig.ContainerTypeRegular, i, &pod.Spec.Containers[i])
 		}
 	}
 	p.finish()
@@ -223,15 +232,16 @@ func (p *planner) planInit() bool {
 		cur := p.state.Current(p.sb, criconfig.ContainerTypeInit, c.Name)
 		if podstate.IsSidecar(c) {
 			// A sidecar lets the next init container start once it has
-			// started, and is restarted whenever it exits.
-			p.planRestartable(criconfig.ContainerTypeInit, i, c, v1.RestartPolicyAlways)
-			if !podstate.InitContainerDone(c, cur) {
+			// started (its startup probe succeeded), and is restarted
+			// whenever it exits.
+			p.planRestartable(criconfig.ContainerTypeInit, i, c)
+			if !p.state.InitContainerDone(p.pod, i) {
 				return false
 			}
 			continue
 		}
 		switch {
-		case podstate.InitContainerDone(c, cur):
+		case p.state.InitContainerDone(p.pod, i):
 			continue
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
 			p.killUnknown(criconfig.ContainerTypeInit, cur)
@@ -240,9 +250,10 @@ func (p *planner) planInit() bool {
 		case cur.Created():
 			p.startCreated(criconfig.ContainerTypeInit, i, cur)
 		case cur.Running():
-		case p.pod.Spec.RestartPolicy != v1.RestartPolicyNever:
-			// Failed: the pod's restart policy decides, with backoff. With
-			// Never the pod has failed; podFinished stops it next sync.
+		case podstate.ShouldRestart(p.pod, c, cur.ExitCode):
+			// Failed: its restart rules and policy, else the pod's,
+			// decide, with backoff. Otherwise the pod has failed;
+			// podFinished stops it next sync.
 			p.restartWithBackoff(criconfig.ContainerTypeInit, i, cur)
 		}
 		return false
@@ -250,8 +261,9 @@ func (p *planner) planInit() bool {
 	return true
 }
 
-// planRestartable plans a regular container (or a sidecar) under policy.
-func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Container, policy v1.RestartPolicy) {
+// planRestartable plans a regular container (or a sidecar), restarted by
+// its own restart rules and policy, else the pod's (podstate.ShouldRestart).
+func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Container) {
 	cur := p.state.Current(p.sb, typ, c.Name)
 	switch {
 	case cur == nil:
@@ -271,7 +283,7 @@ func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Cont
 			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: typ, Index: i, Name: c.Name, RestartCount: cur.Attempt + 1})
 		}
 	case cur.Exited():
-		if shouldRestart(policy, cur.ExitCode) {
+		if podstate.ShouldRestart(p.pod, c, cur.ExitCode) {
 			p.restartWithBackoff(typ, i, cur)
 		}
 	}
@@ -379,15 +391,26 @@ func restartDelay(c *podstate.Container) time.Duration {
 	return min(d, maxBackoff)
 }
 
-func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
-	switch policy {
-	case v1.RestartPolicyAlways:
-		return true
-	case v1.RestartPolicyOnFailure:
-		return exitCode != 0
-	default:
-		return false
+// runsOnceOnFailure reports whether c's effective restart policy is
+// OnFailure: the container's own when it has one, else the pod's.
+func runsOnceOnFailure(pod *v1.Pod, c *v1.Container) bool {
+	if c.RestartPolicy != nil {
+		return *c.RestartPolicy == v1.ContainerRestartPolicyOnFailure
 	}
+	return pod.Spec.RestartPolicy == v1.RestartPolicyOnFailure
+}
+
+func anyRestartable(pod *v1.Pod) bool {
+	for i := range pod.Spec.Containers {
+		if podstate.Restartable(pod, &pod.Spec.Containers[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+func succeeded(c *podstate.Container) bool {
+	return c != nil && c.Exited() && c.ExitCode == 0
 }
 
 func hasRunning(state *podstate.PodState) bool {
@@ -407,26 +430,22 @@ func hasRunning(state *podstate.PodState) bool {
 	return false
 }
 
-// podFinished reports whether the pod has reached a final phase: under
-// Never or OnFailure, every regular container exited and none will restart,
-// or an init container failed under Never.
+// podFinished reports whether the pod has reached a final phase: every
+// regular container exited and none will restart, or an init container
+// failed and will not restart (podstate.ShouldRestart: the container's
+// restart rules and policy, else the pod's), as the kubelet's getPhase.
 func podFinished(pod *v1.Pod, state *podstate.PodState) bool {
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		return true
-	}
-	if pod.Spec.RestartPolicy == v1.RestartPolicyAlways {
-		return false
 	}
 	sb := state.LatestSandbox()
 	if sb == nil {
 		return false
 	}
-	if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-		for i := range pod.Spec.InitContainers {
-			c := &pod.Spec.InitContainers[i]
-			if cur := state.Current(sb, criconfig.ContainerTypeInit, c.Name); !podstate.IsSidecar(c) && cur != nil && cur.Exited() && cur.ExitCode != 0 {
-				return true
-			}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if cur := state.Current(sb, criconfig.ContainerTypeInit, c.Name); !podstate.IsSidecar(c) && cur != nil && cur.Exited() && cur.ExitCode != 0 && !podstate.ShouldRestart(pod, c, cur.ExitCode) {
+			return true
 		}
 	}
 	if len(pod.Spec.Containers) == 0 {
@@ -435,7 +454,7 @@ func podFinished(pod *v1.Pod, state *podstate.PodState) bool {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cur := state.Latest(criconfig.ContainerTypeRegular, c.Name)
-		if cur == nil || !cur.Exited() || shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+		if cur == nil || !cur.Exited() || podstate.ShouldRestart(pod, c, cur.ExitCode) {
 			return false
 		}
 	}

@@ -255,10 +255,12 @@ func TestPlan(t *testing.T) {
 			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 0)}},
 		},
 		{
-			name:  "sidecar started then failed the first time: restarted at once, regular containers start too",
+			// As the kubelet's computeInitContainerActions: a sidecar that
+			// exited before anything after it ran must start again first.
+			name:  "sidecar started then failed the first time: restarted at once, regular containers wait for it",
 			pod:   testPod(podstatetest.WithSidecar("proxy")),
 			state: state(sb1, ctr("s1", "sb1", initT, "proxy", exited, 0, 1)),
-			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1), start(regT, 0, "app", 0)}},
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1)}},
 		},
 		{
 			name:  "sidecar exited 0: restarted all the same, whatever the pod's policy",
@@ -267,19 +269,19 @@ func TestPlan(t *testing.T) {
 			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "proxy", 1)}},
 		},
 		{
-			name:  "sidecar crashed again: backs off, the next init container still starts",
+			name:  "sidecar crashed again before the next init container ran: backs off, the next one waits",
 			pod:   testPod(podstatetest.WithSidecar("proxy"), withInit("i1")),
 			state: state(sb1, ctr("s2", "sb1", initT, "proxy", exited, 1, 1)),
 			now:   t0.Add(3 * time.Second),
-			want: Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i1", 0)}, RequeueAfter: 9 * time.Second,
+			want: Actions{SandboxID: "sb1", RequeueAfter: 9 * time.Second,
 				BackOff: []BackOffAction{{Type: initT, Name: "proxy", Until: t0.Add(12 * time.Second), Message: "back-off 10s restarting failed container=proxy pod=app_default(uid-1)"}}},
 		},
 		{
-			name:  "sidecar crashed again: backs off, the regular containers still start",
+			name:  "sidecar crashed again after the regular containers ran: backs off, they go on",
 			pod:   testPod(podstatetest.WithSidecar("proxy")),
-			state: state(sb1, ctr("s2", "sb1", initT, "proxy", exited, 1, 1)),
+			state: state(sb1, ctr("s2", "sb1", initT, "proxy", exited, 1, 1), ctr("c1", "sb1", regT, "app", exited, 0, 1)),
 			now:   t0.Add(3 * time.Second),
-			want: Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 0)}, RequeueAfter: 9 * time.Second,
+			want: Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 1)}, RequeueAfter: 9 * time.Second,
 				BackOff: []BackOffAction{{Type: initT, Name: "proxy", Until: t0.Add(12 * time.Second), Message: "back-off 10s restarting failed container=proxy pod=app_default(uid-1)"}}},
 		},
 		{
@@ -552,5 +554,158 @@ func withDeadline(seconds int64) func(*v1.Pod) {
 		p.Spec.ActiveDeadlineSeconds = ptr.To(seconds)
 		start := metav1.NewTime(t0)
 		p.Status.StartTime = &start
+	}
+}
+
+// withContainerPolicy gives container app its own restart policy and rules.
+func withContainerPolicy(policy v1.ContainerRestartPolicy, rules ...v1.ContainerRestartRule) func(*v1.Pod) {
+	return func(p *v1.Pod) {
+		p.Spec.Containers[0].RestartPolicy = &policy
+		p.Spec.Containers[0].RestartPolicyRules = rules
+	}
+}
+
+// restartOn is a rule restarting on exit codes in (or, with notIn, not in)
+// codes.
+func restartOn(notIn bool, codes ...int32) v1.ContainerRestartRule {
+	op := v1.ContainerRestartRuleOnExitCodesOpIn
+	if notIn {
+		op = v1.ContainerRestartRuleOnExitCodesOpNotIn
+	}
+	return v1.ContainerRestartRule{Action: v1.ContainerRestartRuleActionRestart, ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}
+}
+
+// TestPlanContainerRestartPolicy covers the ContainerRestartRules feature:
+// a container's own restartPolicy and restartPolicyRules decide over the
+// pod's, for regular and init containers.
+func TestPlanContainerRestartPolicy(t *testing.T) {
+	sb1 := []podstate.Sandbox{readySandbox("sb1", 0)}
+	now := t0.Add(time.Hour)
+	withSecond := func(p *v1.Pod) {
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: "web", Image: "localhost/busybox:test"})
+	}
+	initPolicy := func(policy v1.ContainerRestartPolicy, rules ...v1.ContainerRestartRule) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			p.Spec.InitContainers[0].RestartPolicy = &policy
+			p.Spec.InitContainers[0].RestartPolicyRules = rules
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		pod   *v1.Pod
+		state *podstate.PodState
+		want  Actions
+	}{
+		{
+			name:  "container Never in a pod Always: not restarted, the other one runs on",
+			pod:   testPod(withContainerPolicy(v1.ContainerRestartPolicyNever), withSecond),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 1), ctr("w1", "sb1", regT, "web", running, 0, 0)),
+			want:  Actions{SandboxID: "sb1"},
+		},
+		{
+			name:  "container Never in a pod Always, the only container: the pod is done",
+			pod:   testPod(withContainerPolicy(v1.ContainerRestartPolicyNever)),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "container Always in a pod Never: restarted",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withContainerPolicy(v1.ContainerRestartPolicyAlways)),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
+		{
+			name:  "container OnFailure in a pod Always: exit 0 is final",
+			pod:   testPod(withContainerPolicy(v1.ContainerRestartPolicyOnFailure)),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 0)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "a rule In matches the exit code: restarted though the policy is Never",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withContainerPolicy(v1.ContainerRestartPolicyNever, restartOn(false, 42))),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 42)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
+		{
+			name:  "a rule In does not match: the container's Never decides",
+			pod:   testPod(withContainerPolicy(v1.ContainerRestartPolicyNever, restartOn(false, 42))),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 0, 1)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "a rule NotIn 0 restarts failures, with backoff",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withContainerPolicy(v1.ContainerRestartPolicyNever, restartOn(true, 0))),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 1, 3)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(regT, 0, "app", 2)}},
+		},
+		{
+			name:  "a rule NotIn 0: success is final",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withContainerPolicy(v1.ContainerRestartPolicyNever, restartOn(true, 0))),
+			state: state(sb1, ctr("c1", "sb1", regT, "app", exited, 1, 0)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "init container Never in a pod Always: its failure fails the pod",
+			pod:   testPod(withInit("i1"), initPolicy(v1.ContainerRestartPolicyNever)),
+			state: state(sb1, ctr("i1", "sb1", initT, "i1", exited, 0, 1)),
+			want:  Actions{KillPod: true},
+		},
+		{
+			name:  "init container with a rule matching its exit code in a pod Never: restarted",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withInit("i1"), initPolicy(v1.ContainerRestartPolicyNever, restartOn(false, 7))),
+			state: state(sb1, ctr("i1", "sb1", initT, "i1", exited, 0, 7)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "i1", 1)}},
+		},
+		{
+			name:  "init container OnFailure in a pod Never: restarted after a failure",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withInit("i1"), initPolicy(v1.ContainerRestartPolicyOnFailure)),
+			state: state(sb1, ctr("i1", "sb1", initT, "i1", exited, 0, 1)),
+			want:  Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 0, "i1", 1)}},
+		},
+		{
+			name:  "dead sandbox, pod Never, a container Always: the pod restarts in a new sandbox",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withContainerPolicy(v1.ContainerRestartPolicyAlways)),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 137)),
+			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
+		},
+		{
+			name:  "new sandbox: a container OnFailure that succeeded is not run again",
+			pod:   testPod(withContainerPolicy(v1.ContainerRestartPolicyOnFailure), withSecond),
+			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0), ctr("w1", "sb1", regT, "web", exited, 0, 137)),
+			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 1, "web", 1)}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Plan(tc.pod, tc.state, now)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Plan() =\n  %+v\nwant\n  %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPlanSidecarStartupGate: a sidecar's startup probe holds back the next
+// init container (and the regular containers) until it succeeds.
+func TestPlanSidecarStartupGate(t *testing.T) {
+	sb1 := []podstate.Sandbox{readySandbox("sb1", 0)}
+	pod := testPod(podstatetest.WithSidecar("proxy"), withInit("i1"))
+	run := func() *podstate.PodState { return state(sb1, ctr("s1", "sb1", initT, "proxy", running, 0, 0)) }
+	for _, tc := range []struct {
+		name  string
+		state *podstate.PodState
+		want  Actions
+	}{
+		{"no prober: running is started", run(), Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i1", 0)}}},
+		{"startup probe pending: the next init container waits", probed(run(), "s1", podstate.Probed{}), Actions{SandboxID: "sb1"}},
+		{"startup probe succeeded: the next one starts", probed(run(), "s1", podstate.Probed{Started: true}), Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i1", 0)}}},
+		{"startup probe failed: killed, the next one waits", probed(run(), "s1", podstate.Probed{Failed: podstate.Startup}),
+			Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "s1", Name: "proxy", Type: initT, Message: "Container proxy failed startup probe, will be restarted"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Plan(pod, tc.state, t0.Add(time.Hour))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Plan() =\n  %+v\nwant\n  %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package podstate
 
 import (
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -32,18 +33,47 @@ func (s *PodState) Current(sb *Sandbox, typ criconfig.ContainerType, name string
 	return nil
 }
 
-// InitContainerDone reports whether the init container spec, whose newest
-// instance in the current sandbox is cur (nil for none), lets the next one
-// start: a regular init container once it exited 0, a sidecar once it has
-// started, even if it exited since (it restarts beside the others).
-func InitContainerDone(spec *v1.Container, cur *Container) bool {
+// InitContainerDone reports whether init container i of pod lets the
+// next one start, as the kubelet's computeInitContainerActions decides: a
+// regular init container once it exited 0 in the newest sandbox; a sidecar
+// once it runs and has started (its startup probe succeeded, per
+// s.Probes). A sidecar that is restarting (exited, or running but not
+// started again) still counts once the pod went past it: a later init
+// container or a regular container has an instance in that sandbox.
+func (s *PodState) InitContainerDone(pod *v1.Pod, i int) bool {
+	sb := s.LatestSandbox()
+	spec := &pod.Spec.InitContainers[i]
+	cur := s.Current(sb, criconfig.ContainerTypeInit, spec.Name)
 	if cur == nil {
 		return false
 	}
-	if IsSidecar(spec) {
-		return cur.Running() || !cur.StartedAt.IsZero()
+	if !IsSidecar(spec) {
+		return cur.Exited() && cur.ExitCode == 0
 	}
-	return cur.Exited() && cur.ExitCode == 0
+	if cur.Running() && s.Started(cur) {
+		return true
+	}
+	for j := i + 1; j < len(pod.Spec.InitContainers); j++ {
+		if s.Current(sb, criconfig.ContainerTypeInit, pod.Spec.InitContainers[j].Name) != nil {
+			return true
+		}
+	}
+	for j := range pod.Spec.Containers {
+		if s.Current(sb, criconfig.ContainerTypeRegular, pod.Spec.Containers[j].Name) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Started reports whether running container c has started: its startup
+// probe succeeded or it has none. Without a prober (Probes nil) every
+// running container has.
+func (s *PodState) Started(c *Container) bool {
+	if !c.Running() {
+		return false
+	}
+	return s.Probes == nil || s.Probes[c.ID].Started
 }
 
 // InitDone reports whether every init container of pod is done in the
@@ -51,14 +81,84 @@ func InitContainerDone(spec *v1.Container, cur *Container) bool {
 // Initialized condition is true). A pod without init containers always is;
 // one with init containers but no sandbox is not.
 func InitDone(pod *v1.Pod, s *PodState) bool {
-	sb := s.LatestSandbox()
 	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		if !InitContainerDone(c, s.Current(sb, criconfig.ContainerTypeInit, c.Name)) {
+		if !s.InitContainerDone(pod, i) {
 			return false
 		}
 	}
 	return true
+}
+
+// ShouldRestart reports whether container c of pod, which exited with
+// exitCode, is to be started again, as the kubelet's ContainerShouldRestart
+// with ContainerRestartRules (on in 1.37): the container's
+// restartPolicyRules first, in order, the first whose exit codes match
+// deciding (action Restart, and RestartAllContainers, which here restarts
+// only this container); then the container's restartPolicy; then the
+// pod's (Always when unset). The rules count only beside a container
+// restartPolicy, as validation demands.
+func ShouldRestart(pod *v1.Pod, c *v1.Container, exitCode int32) bool {
+	if c.RestartPolicy != nil {
+		if rule, ok := matchingRule(c, exitCode); ok {
+			switch rule.Action {
+			case v1.ContainerRestartRuleActionRestart, v1.ContainerRestartRuleActionRestartAllContainers:
+				return true
+			}
+		}
+		switch *c.RestartPolicy {
+		case v1.ContainerRestartPolicyAlways:
+			return true
+		case v1.ContainerRestartPolicyOnFailure:
+			return exitCode != 0
+		case v1.ContainerRestartPolicyNever:
+			return false
+		}
+	}
+	switch pod.Spec.RestartPolicy {
+	case v1.RestartPolicyOnFailure:
+		return exitCode != 0
+	case v1.RestartPolicyNever:
+		return false
+	}
+	return true
+}
+
+// Restartable reports whether container c of pod may ever run again after
+// it stopped, whatever its exit code, as the kubelet's
+// IsContainerRestartable: a rule that restarts, a container restartPolicy
+// other than Never, or else a pod restartPolicy other than Never.
+func Restartable(pod *v1.Pod, c *v1.Container) bool {
+	if c.RestartPolicy != nil {
+		for _, r := range c.RestartPolicyRules {
+			if r.Action == v1.ContainerRestartRuleActionRestart || r.Action == v1.ContainerRestartRuleActionRestartAllContainers {
+				return true
+			}
+		}
+		return *c.RestartPolicy != v1.ContainerRestartPolicyNever
+	}
+	return pod.Spec.RestartPolicy != v1.RestartPolicyNever
+}
+
+// matchingRule returns the first of c's restartPolicyRules whose exit codes
+// match exitCode (operator In: among the values; NotIn: not among them).
+func matchingRule(c *v1.Container, exitCode int32) (v1.ContainerRestartRule, bool) {
+	for _, r := range c.RestartPolicyRules {
+		if r.ExitCodes == nil {
+			continue
+		}
+		in := slices.Contains(r.ExitCodes.Values, exitCode)
+		switch r.ExitCodes.Operator {
+		case v1.ContainerRestartRuleOnExitCodesOpIn:
+			if in {
+				return r, true
+			}
+		case v1.ContainerRestartRuleOnExitCodesOpNotIn:
+			if !in {
+				return r, true
+			}
+		}
+	}
+	return v1.ContainerRestartRule{}, false
 }
 
 // ContainerSpec returns the spec of the named container of that type; an

@@ -78,33 +78,90 @@ func idOf(c *podstate.Container) string {
 }
 
 func TestInitContainerDone(t *testing.T) {
-	plain := &v1.Container{Name: "i1"}
-	sidecar := &v1.Container{Name: "proxy", RestartPolicy: restartPolicy(v1.ContainerRestartPolicyAlways)}
-	ctr := func(st runtimeapi.ContainerState, exit int32) *podstate.Container {
-		c := pt.Ctr("c1", "sb1", pt.Init, "x", st, 0, exit)
-		return &c
+	sb := []podstate.Sandbox{pt.ReadySandbox("sb1", 0)}
+	plain := pt.Pod(pt.WithInit("i1"))
+	sidecar := pt.Pod(pt.WithSidecar("proxy"), pt.WithInit("i2"))
+	ctr := func(name string, st runtimeapi.ContainerState, exit int32) podstate.Container {
+		return pt.Ctr("c-"+name, "sb1", pt.Init, name, st, 0, exit)
+	}
+	withProbes := func(s *podstate.PodState, p map[string]podstate.Probed) *podstate.PodState {
+		s.Probes = p
+		return s
 	}
 	for _, tc := range []struct {
-		name string
-		spec *v1.Container
-		cur  *podstate.Container
-		want bool
+		name  string
+		pod   *v1.Pod
+		state *podstate.PodState
+		want  bool
 	}{
-		{"init: no instance", plain, nil, false},
-		{"init: created", plain, ctr(pt.Created, 0), false},
-		{"init: running", plain, ctr(pt.Running, 0), false},
-		{"init: exited 0", plain, ctr(pt.Exited, 0), true},
-		{"init: exited 1", plain, ctr(pt.Exited, 1), false},
-		{"init: unknown state", plain, ctr(pt.Unknown, 0), false},
-		{"sidecar: no instance", sidecar, nil, false},
-		{"sidecar: created, never started", sidecar, ctr(pt.Created, 0), false},
-		{"sidecar: running", sidecar, ctr(pt.Running, 0), true},
-		{"sidecar: started and exited 0", sidecar, ctr(pt.Exited, 0), true},
-		{"sidecar: started and failed", sidecar, ctr(pt.Exited, 137), true},
+		{"init: no instance", plain, pt.State(sb), false},
+		{"init: created", plain, pt.State(sb, ctr("i1", pt.Created, 0)), false},
+		{"init: running", plain, pt.State(sb, ctr("i1", pt.Running, 0)), false},
+		{"init: exited 0", plain, pt.State(sb, ctr("i1", pt.Exited, 0)), true},
+		{"init: exited 1", plain, pt.State(sb, ctr("i1", pt.Exited, 1)), false},
+		{"init: unknown state", plain, pt.State(sb, ctr("i1", pt.Unknown, 0)), false},
+		{"sidecar: no instance", sidecar, pt.State(sb), false},
+		{"sidecar: created, never started", sidecar, pt.State(sb, ctr("proxy", pt.Created, 0)), false},
+		{"sidecar: running, no prober", sidecar, pt.State(sb, ctr("proxy", pt.Running, 0)), true},
+		{"sidecar: running, startup probe not yet succeeded", sidecar,
+			withProbes(pt.State(sb, ctr("proxy", pt.Running, 0)), map[string]podstate.Probed{"c-proxy": {}}), false},
+		{"sidecar: running, startup probe succeeded", sidecar,
+			withProbes(pt.State(sb, ctr("proxy", pt.Running, 0)), map[string]podstate.Probed{"c-proxy": {Started: true, Ready: true}}), true},
+		{"sidecar: exited before the next init container ran: it must start again", sidecar, pt.State(sb, ctr("proxy", pt.Exited, 137)), false},
+		{"sidecar: exited after the next init container ran", sidecar, pt.State(sb, ctr("proxy", pt.Exited, 137), ctr("i2", pt.Running, 0)), true},
+		{"sidecar: restarted, startup probe pending, the pod went past it", sidecar,
+			withProbes(pt.State(sb, ctr("proxy", pt.Running, 0), ctr("i2", pt.Exited, 0)), map[string]podstate.Probed{"c-proxy": {}}), true},
+		{"sidecar: a regular container ran", pt.Pod(pt.WithSidecar("proxy")),
+			pt.State(sb, ctr("proxy", pt.Exited, 1), pt.Ctr("a", "sb1", pt.Regular, "app", pt.Running, 0, 0)), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := podstate.InitContainerDone(tc.spec, tc.cur); got != tc.want {
+			if got := tc.state.InitContainerDone(tc.pod, 0); got != tc.want {
 				t.Errorf("InitContainerDone = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestShouldRestart(t *testing.T) {
+	rule := func(action v1.ContainerRestartRuleAction, op v1.ContainerRestartRuleOnExitCodesOperator, codes ...int32) v1.ContainerRestartRule {
+		return v1.ContainerRestartRule{Action: action, ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}
+	}
+	restart := v1.ContainerRestartRuleActionRestart
+	in, notIn := v1.ContainerRestartRuleOnExitCodesOpIn, v1.ContainerRestartRuleOnExitCodesOpNotIn
+	for _, tc := range []struct {
+		name        string
+		pod         v1.RestartPolicy
+		policy      *v1.ContainerRestartPolicy
+		rules       []v1.ContainerRestartRule
+		exit        int32
+		want        bool
+		restartable bool
+	}{
+		{"pod Always", v1.RestartPolicyAlways, nil, nil, 0, true, true},
+		{"pod unset is Always", "", nil, nil, 0, true, true},
+		{"pod OnFailure, exit 0", v1.RestartPolicyOnFailure, nil, nil, 0, false, true},
+		{"pod OnFailure, exit 1", v1.RestartPolicyOnFailure, nil, nil, 1, true, true},
+		{"pod Never", v1.RestartPolicyNever, nil, nil, 1, false, false},
+		{"container Never under pod Always", v1.RestartPolicyAlways, restartPolicy(v1.ContainerRestartPolicyNever), nil, 1, false, false},
+		{"container Always under pod Never", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyAlways), nil, 0, true, true},
+		{"container OnFailure under pod Never, exit 2", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyOnFailure), nil, 2, true, true},
+		{"container OnFailure, exit 0", v1.RestartPolicyAlways, restartPolicy(v1.ContainerRestartPolicyOnFailure), nil, 0, false, true},
+		{"rule In matches", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyNever), []v1.ContainerRestartRule{rule(restart, in, 42, 43)}, 42, true, true},
+		{"rule In does not match: the policy decides", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyNever), []v1.ContainerRestartRule{rule(restart, in, 42)}, 1, false, true},
+		{"rule NotIn matches", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyNever), []v1.ContainerRestartRule{rule(restart, notIn, 0)}, 3, true, true},
+		{"rule NotIn does not match", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyNever), []v1.ContainerRestartRule{rule(restart, notIn, 0)}, 0, false, true},
+		{"rules without a container policy do not count", v1.RestartPolicyNever, nil, []v1.ContainerRestartRule{rule(restart, in, 42)}, 42, false, false},
+		{"an unknown operator never matches", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyNever), []v1.ContainerRestartRule{rule(restart, "Between", 42)}, 42, false, true},
+		{"a rule without exit codes never matches", v1.RestartPolicyNever, restartPolicy(v1.ContainerRestartPolicyNever), []v1.ContainerRestartRule{{Action: restart}}, 42, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := pt.Pod(pt.WithPolicy(tc.pod))
+			c := &v1.Container{Name: "app", RestartPolicy: tc.policy, RestartPolicyRules: tc.rules}
+			if got := podstate.ShouldRestart(pod, c, tc.exit); got != tc.want {
+				t.Errorf("ShouldRestart = %v, want %v", got, tc.want)
+			}
+			if got := podstate.Restartable(pod, c); got != tc.restartable {
+				t.Errorf("Restartable = %v, want %v", got, tc.restartable)
 			}
 		})
 	}
@@ -131,7 +188,7 @@ func TestInitDone(t *testing.T) {
 			want:  true,
 		},
 		{"a running sidecar is done", pt.Pod(pt.WithSidecar("proxy")), pt.State(sb1, pt.Ctr("s1", "sb1", pt.Init, "proxy", pt.Running, 0, 0)), true},
-		{"a sidecar that started and exited still counts as done", pt.Pod(pt.WithSidecar("proxy")), pt.State(sb1, pt.Ctr("s1", "sb1", pt.Init, "proxy", pt.Exited, 0, 1)), true},
+		{"a sidecar that exited before the pod went past it is not", pt.Pod(pt.WithSidecar("proxy")), pt.State(sb1, pt.Ctr("s1", "sb1", pt.Init, "proxy", pt.Exited, 0, 1)), false},
 		{"a sidecar created but never started is not", pt.Pod(pt.WithSidecar("proxy")), pt.State(sb1, pt.Ctr("s1", "sb1", pt.Init, "proxy", pt.Created, 0, 0)), false},
 		{
 			name:  "a sidecar then an init container: both needed",

@@ -332,59 +332,80 @@ func podIPs(pod *v1.Pod, state *podstate.PodState, node NodeInfo) []string {
 	return out
 }
 
-// phase follows the kubelet's getPhase for the containers' states.
+// phase follows the kubelet's getPhase with ContainerRestartRules (on in
+// 1.37): a container that will restart (podstate.ShouldRestart: its own
+// restart rules and policy, else the pod's) keeps the pod Running; one
+// that will not counts as final, whatever the pod's restart policy.
 func phase(pod *v1.Pod, state *podstate.PodState, inits, regulars []v1.ContainerStatus) v1.PodPhase {
+	// lastExit is the exit a container status reports: its terminated
+	// state, or the last one of a container waiting to restart.
+	lastExit := func(s v1.ContainerStatus) (int32, bool) {
+		switch {
+		case s.State.Terminated != nil:
+			return s.State.Terminated.ExitCode, true
+		case s.State.Waiting != nil && s.LastTerminationState.Terminated != nil:
+			return s.LastTerminationState.Terminated.ExitCode, true
+		}
+		return 0, false
+	}
+	var pendingInit, failedInit int
+	var running, waiting, stopped, final, succeeded int
 	for i, s := range inits {
-		sidecar := podstate.IsSidecar(&pod.Spec.InitContainers[i])
-		if !sidecar && pod.Spec.RestartPolicy == v1.RestartPolicyNever && s.State.Terminated != nil && s.State.Terminated.ExitCode != 0 {
-			return v1.PodFailed
+		c := &pod.Spec.InitContainers[i]
+		code, exited := lastExit(s)
+		switch {
+		case podstate.IsSidecar(c):
+			// An exited sidecar restarts and does not count for the phase.
+			// Until it has started, podstate.InitDone holds the pod in
+			// Pending.
+			switch {
+			case s.State.Running != nil:
+				running++
+			case !exited:
+				waiting++
+			}
+		case !exited:
+			pendingInit++
+		case code != 0 && !podstate.ShouldRestart(pod, c, code):
+			failedInit++
 		}
 	}
-	if !podstate.InitDone(pod, state) {
-		return v1.PodPending
-	}
-	var running, waiting, succeeded, failed, neverRan int
-	for _, s := range regulars {
+	for i, s := range regulars {
+		c := &pod.Spec.Containers[i]
+		code, exited := lastExit(s)
 		switch {
 		case s.State.Running != nil:
 			running++
-		case s.State.Terminated != nil:
-			if s.State.Terminated.ExitCode == 0 {
+		case exited:
+			stopped++
+			if !podstate.ShouldRestart(pod, c, code) {
+				final++
+			}
+			if s.State.Terminated != nil && code == 0 {
 				succeeded++
-			} else {
-				failed++
 			}
-		case s.State.Waiting != nil:
-			if s.LastTerminationState.Terminated != nil {
-				waiting++ // restarting
-			} else {
-				neverRan++
-			}
+		default:
+			waiting++
 		}
 	}
 	switch {
-	case neverRan > 0:
+	case failedInit > 0:
+		return v1.PodFailed
+	case pendingInit > 0 || !podstate.InitDone(pod, state) || waiting > 0:
+		// An init container runs or waits (in the newest sandbox), or a
+		// container has not run yet.
 		return v1.PodPending
-	case running > 0 || waiting > 0:
+	case running > 0:
 		return v1.PodRunning
-	case len(regulars) == 0:
+	case stopped == 0:
 		return v1.PodPending
-	}
-	// Every container exited.
-	switch pod.Spec.RestartPolicy {
-	case v1.RestartPolicyAlways:
+	case stopped != final:
+		// Every container exited, and at least one restarts.
 		return v1.PodRunning
-	case v1.RestartPolicyOnFailure:
-		if failed > 0 {
-			return v1.PodRunning
-		}
-		return v1.PodSucceeded
-	default:
-		if failed > 0 {
-			return v1.PodFailed
-		}
+	case stopped == succeeded:
 		return v1.PodSucceeded
 	}
+	return v1.PodFailed
 }
 
 // conditions returns the pod conditions the kubelet owns, keeping the

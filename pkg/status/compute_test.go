@@ -161,6 +161,15 @@ func TestEphemeralStatusesSortedByName(t *testing.T) {
 }
 
 func TestPhase(t *testing.T) {
+	policy := func(pol v1.ContainerRestartPolicy, rules ...v1.ContainerRestartRule) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			p.Spec.Containers[0].RestartPolicy, p.Spec.Containers[0].RestartPolicyRules = &pol, rules
+		}
+	}
+	second := func(p *v1.Pod) { p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: "web"}) }
+	rule42 := v1.ContainerRestartRule{Action: v1.ContainerRestartRuleActionRestart,
+		ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{42}}}
+	probes := func(s *podstate.PodState, p map[string]podstate.Probed) *podstate.PodState { s.Probes = p; return s }
 	never := func(p *v1.Pod) { p.Spec.RestartPolicy = v1.RestartPolicyNever }
 	onFailure := func(p *v1.Pod) { p.Spec.RestartPolicy = v1.RestartPolicyOnFailure }
 	for _, tc := range []struct {
@@ -177,6 +186,27 @@ func TestPhase(t *testing.T) {
 		{"Always, exited", pod(), podState(ctr("c1", reg, "app", exited, 0, 1, "")), v1.PodRunning},
 		{"init running", pod(func(p *v1.Pod) { p.Spec.InitContainers = []v1.Container{{Name: "i"}} }), podState(ctr("i1", ini, "i", running, 0, 0, "")), v1.PodPending},
 		{"init failed under Never", pod(never, func(p *v1.Pod) { p.Spec.InitContainers = []v1.Container{{Name: "i"}} }), podState(ctr("i1", ini, "i", exited, 0, 1, "")), v1.PodFailed},
+		// Container restart policies and rules (ContainerRestartRules).
+		{"container Never in a pod Always, exit 1", pod(policy(v1.ContainerRestartPolicyNever)), podState(ctr("c1", reg, "app", exited, 0, 1, "")), v1.PodFailed},
+		{"container Never in a pod Always, exit 0", pod(policy(v1.ContainerRestartPolicyNever)), podState(ctr("c1", reg, "app", exited, 0, 0, "")), v1.PodSucceeded},
+		{"container Never, another still running", pod(policy(v1.ContainerRestartPolicyNever), second), podState(ctr("c1", reg, "app", exited, 0, 1, ""), ctr("w1", reg, "web", running, 0, 0, "")), v1.PodRunning},
+		{"container Always in a pod Never: restarting", pod(never, policy(v1.ContainerRestartPolicyAlways)), podState(ctr("c1", reg, "app", exited, 0, 0, "")), v1.PodRunning},
+		{"a rule restarts exit 42: not terminal", pod(never, policy(v1.ContainerRestartPolicyNever, rule42)), podState(ctr("c1", reg, "app", exited, 0, 42, "")), v1.PodRunning},
+		{"a rule restarts exit 42, exit 1 is final", pod(never, policy(v1.ContainerRestartPolicyNever, rule42)), podState(ctr("c1", reg, "app", exited, 0, 1, "")), v1.PodFailed},
+		{"init Never in a pod Always fails the pod", pod(func(p *v1.Pod) {
+			nv := v1.ContainerRestartPolicyNever
+			p.Spec.InitContainers = []v1.Container{{Name: "i", RestartPolicy: &nv}}
+		}), podState(ctr("i1", ini, "i", exited, 0, 1, "")), v1.PodFailed},
+		{"init failing in a pod Never with a rule for its code: pending", pod(never, func(p *v1.Pod) {
+			nv := v1.ContainerRestartPolicyNever
+			p.Spec.InitContainers = []v1.Container{{Name: "i", RestartPolicy: &nv, RestartPolicyRules: []v1.ContainerRestartRule{rule42}}}
+		}), podState(ctr("i1", ini, "i", exited, 0, 42, "")), v1.PodPending},
+		{"sidecar running, startup probe pending: pending", pod(podstatetest.WithSidecar("proxy")),
+			probes(podState(ctr("s1", ini, "proxy", running, 0, 0, "")), map[string]podstate.Probed{"s1": {}}), v1.PodPending},
+		{"sidecar started, app running", pod(podstatetest.WithSidecar("proxy")),
+			probes(podState(ctr("s1", ini, "proxy", running, 0, 0, ""), ctr("c1", reg, "app", running, 0, 0, "")), map[string]podstate.Probed{"s1": {Started: true}, "c1": {Started: true}}), v1.PodRunning},
+		{"sidecar restarting after the app ran: not pending again", pod(podstatetest.WithSidecar("proxy")),
+			probes(podState(ctr("s1", ini, "proxy", running, 1, 0, ""), ctr("c1", reg, "app", running, 0, 0, "")), map[string]podstate.Probed{"s1": {}, "c1": {Started: true}}), v1.PodRunning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Compute(tc.pod, tc.state, nil, node, t0).Phase; got != tc.want {

@@ -61,14 +61,14 @@ func keepStates(pod *v1.Pod, typ criconfig.ContainerType, old, new []v1.Containe
 		if prev == nil {
 			continue
 		}
-		policy := restartPolicy(pod, typ, ns.Name)
+		spec := podstate.ContainerSpec(pod, typ, ns.Name)
 		switch {
-		case prev.State.Terminated != nil && ns.State.Terminated == nil && terminatedIsFinal(policy, prev.State.Terminated.ExitCode):
+		case prev.State.Terminated != nil && ns.State.Terminated == nil && terminatedIsFinal(pod, typ, spec, prev.State.Terminated.ExitCode):
 			*ns = keep(prev)
-		case prev.State.Running != nil && ns.State.Waiting != nil && policy == v1.RestartPolicyNever:
+		case prev.State.Running != nil && ns.State.Waiting != nil && !restartable(pod, typ, spec):
 			*ns = keep(prev)
 		}
-		if policy == v1.RestartPolicyNever {
+		if !restartable(pod, typ, spec) {
 			ns.RestartCount = max(ns.RestartCount, prev.RestartCount)
 		}
 		if typ == criconfig.ContainerTypeEphemeral {
@@ -83,31 +83,23 @@ func keep(old *v1.ContainerStatus) v1.ContainerStatus {
 	return *old.DeepCopy()
 }
 
-// terminatedIsFinal reports whether a container of that effective restart
-// policy that terminated with exitCode never runs again, by the API
-// server's rule (ValidateContainerStateTransition).
-func terminatedIsFinal(policy v1.RestartPolicy, exitCode int32) bool {
-	switch policy {
-	case v1.RestartPolicyNever:
-		return true
-	case v1.RestartPolicyOnFailure:
-		return exitCode == 0
+// terminatedIsFinal reports whether a container (spec, nil when the pod
+// no longer names it) that terminated with exitCode never runs again, by
+// the API server's rule (ValidateContainerStateTransition with
+// ContainerRestartRules): an ephemeral container never does; the others
+// as podstate.ShouldRestart says.
+func terminatedIsFinal(pod *v1.Pod, typ criconfig.ContainerType, spec *v1.Container, exitCode int32) bool {
+	if typ == criconfig.ContainerTypeEphemeral || spec == nil {
+		return typ == criconfig.ContainerTypeEphemeral
 	}
-	return false
+	return !podstate.ShouldRestart(pod, spec, exitCode)
 }
 
-// restartPolicy is the restart policy that applies to the named container
-// of that type: Never for an ephemeral container, the container's own
-// policy when it has one (a sidecar's Always), else the pod's.
-func restartPolicy(pod *v1.Pod, typ criconfig.ContainerType, name string) v1.RestartPolicy {
-	if typ == criconfig.ContainerTypeEphemeral {
-		return v1.RestartPolicyNever
+// restartable reports whether the container may run again once stopped:
+// never an ephemeral container, the others as podstate.Restartable says.
+func restartable(pod *v1.Pod, typ criconfig.ContainerType, spec *v1.Container) bool {
+	if typ == criconfig.ContainerTypeEphemeral || spec == nil {
+		return typ != criconfig.ContainerTypeEphemeral
 	}
-	if spec := podstate.ContainerSpec(pod, typ, name); spec != nil && spec.RestartPolicy != nil {
-		return v1.RestartPolicy(*spec.RestartPolicy)
-	}
-	if pod.Spec.RestartPolicy == "" {
-		return v1.RestartPolicyAlways
-	}
-	return pod.Spec.RestartPolicy
+	return podstate.Restartable(pod, spec)
 }
