@@ -413,21 +413,30 @@ func (p *podSync) sandboxIPs(ctx context.Context, fresh bool) ([]string, error) 
 }
 
 // killPod stops every running container in parallel, honouring the grace
-// period and preStop hooks, then stops the pod's ready sandboxes.
+// period and preStop hooks, sidecars after the main containers in reverse
+// order (terminationOrder), then stops the pod's ready sandboxes.
 func (s *Syncer) killPod(ctx context.Context, pod *v1.Pod, state *podstate.PodState) error {
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+		names []string
 	)
+	for i := range state.Containers {
+		if c := &state.Containers[i]; c.Running() || c.Created() {
+			names = append(names, c.Name)
+		}
+	}
+	order := newTerminationOrder(s.Clock, pod, names)
 	for i := range state.Containers {
 		c := &state.Containers[i]
 		if !c.Running() && !c.Created() {
 			continue
 		}
 		wg.Go(func() {
+			defer order.done(c.Name)
 			s.Recorder.Eventf(podstate.ContainerRef(pod, c.Type, c.Name), v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
-			if err := s.stopContainer(ctx, pod, c.ID, c.Type, c.Name); err != nil {
+			if err := s.stopContainerInTurn(ctx, pod, c.ID, c.Type, c.Name, nil, order); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -458,6 +467,13 @@ func (s *Syncer) stopContainer(ctx context.Context, pod *v1.Pod, id string, typ 
 // instead of the pod's, when set (a failed probe's own
 // terminationGracePeriodSeconds).
 func (s *Syncer) stopContainerGrace(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, name string, override *int64) error {
+	return s.stopContainerInTurn(ctx, pod, id, typ, name, override, nil)
+}
+
+// stopContainerInTurn is stopContainerGrace that, after the preStop hook,
+// waits for the container's turn in order (nil: none), as the kubelet's
+// killContainer: the wait spends the grace period too.
+func (s *Syncer) stopContainerInTurn(ctx context.Context, pod *v1.Pod, id string, typ criconfig.ContainerType, name string, override *int64, order *terminationOrder) error {
 	grace := gracePeriod(pod)
 	if override != nil && pod.DeletionGracePeriodSeconds == nil {
 		grace = *override
@@ -468,6 +484,9 @@ func (s *Syncer) stopContainerGrace(ctx context.Context, pod *v1.Pod, id string,
 		grace -= int64(s.Clock.Since(start) / time.Second)
 		// As the kubelet: the container always gets a last moment to stop.
 		grace = max(grace, 2)
+	}
+	if waited := order.wait(ctx, name, time.Duration(grace)*time.Second); waited > 0 {
+		grace = max(grace-int64(waited/time.Second), 2)
 	}
 	if err := s.Runtime.StopContainer(ctx, id, grace); err != nil {
 		return fmt.Errorf("stop container %s: %w", name, err)
