@@ -73,7 +73,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	clk := clock.RealClock{}
 
 	pm := &podMachinery{broadcaster: broadcaster, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers,
-		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(machine.Capacity))}
+		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(nodeAllocatable(o, machine)))}
 	// Mount propagation into containers needs the root directory shared.
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
 		return nil, fmt.Errorf("prepare root dir: %w", err)
@@ -206,9 +206,20 @@ func nodeConfig(o *options, machine node.MachineInfo) criconfig.NodeConfig {
 		CgroupV2:           machine.CgroupV2,
 		SwapController:     machine.SwapAccounting,
 		MemoryCapacity:     mem.Value(),
-		Allocatable:        machine.Capacity.DeepCopy(),
+		Allocatable:        nodeAllocatable(o, machine),
 		SeccompProfileRoot: filepath.Join(o.rootDir, "seccomp"),
 	}
+}
+
+// nodeAllocatable is the node's allocatable, as its status reports it:
+// what the downward API gives a container without limits, as the
+// kubelet's.
+func nodeAllocatable(o *options, machine node.MachineInfo) v1.ResourceList {
+	// validate has parsed these already.
+	kubeReserved, _ := parseReserved("--kube-reserved", o.kubeReserved)
+	systemReserved, _ := parseReserved("--system-reserved", o.systemReserved)
+	evictionHard, _ := node.ParseThresholds(o.evictionHard)
+	return node.Allocatable(machine.Capacity, kubeReserved, systemReserved, evictionHard)
 }
 
 // volumes adapts the volume manager to the sync loop's interface.

@@ -119,11 +119,11 @@ var evictionResource = map[string]v1.ResourceName{
 	SignalNodeFsAvailable: v1.ResourceEphemeralStorage,
 }
 
-// allocatable returns capacity minus the reservations and the hard eviction
+// Allocatable returns capacity minus the reservations and the hard eviction
 // thresholds, as the kubelet's node allocatable: the thresholds of
 // memory.available and nodefs.available come off memory and
 // ephemeral-storage. No resource goes below zero.
-func allocatable(capacity, kubeReserved, systemReserved v1.ResourceList, evictionHard []Threshold) v1.ResourceList {
+func Allocatable(capacity, kubeReserved, systemReserved v1.ResourceList, evictionHard []Threshold) v1.ResourceList {
 	out := capacity.DeepCopy()
 	for name, q := range out {
 		for _, r := range []v1.ResourceList{kubeReserved, systemReserved} {

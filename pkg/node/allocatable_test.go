@@ -84,7 +84,7 @@ func TestAllocatable(t *testing.T) {
 			[]Threshold{{Signal: SignalNodeFsAvailable, Percentage: 1}}, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := allocatable(capacity, tc.kube, tc.system, tc.eviction)
+			got := Allocatable(capacity, tc.kube, tc.system, tc.eviction)
 			cpu, mem, st, pods := got[v1.ResourceCPU], got[v1.ResourceMemory], got[v1.ResourceEphemeralStorage], got[v1.ResourcePods]
 			if cpu.MilliValue() != tc.cpuMilli || mem.Value() != tc.mem || st.Value() != tc.storage || pods.Value() != 110 {
 				t.Errorf("allocatable = cpu %s memory %d storage %d pods %s, want cpu %dm memory %d storage %d pods 110",

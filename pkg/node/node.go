@@ -378,7 +378,7 @@ func (c *Controller) patchStatus(ctx context.Context, node *v1.Node) error {
 // setStatus fills s with the agent's view of the node at now. c.mu is held.
 func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
 	s.Capacity = c.machine.Capacity.DeepCopy()
-	s.Allocatable = allocatable(c.machine.Capacity, c.cfg.KubeReserved, c.cfg.SystemReserved, c.cfg.EvictionHard)
+	s.Allocatable = Allocatable(c.machine.Capacity, c.cfg.KubeReserved, c.cfg.SystemReserved, c.cfg.EvictionHard)
 	s.Images = c.nodeImages
 	s.Addresses = nil
 	if c.cfg.NodeIP != nil {
