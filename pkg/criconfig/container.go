@@ -55,6 +55,10 @@ type ContainerOptions struct {
 	// mounted at the container's terminationMessagePath. Empty mounts
 	// nothing, as when the kubelet fails to create it.
 	TerminationMessageHostPath string
+	// HostsFile is the host file with the pod's managed hosts
+	// (HostsFile), mounted at /etc/hosts unless the container mounts a
+	// volume there. Empty mounts nothing (ShouldMountHostsFile was false).
+	HostsFile string
 	// PodIP, PodIPs, HostIP, HostIPs and NodeName are what the downward
 	// API reports. PodIPs come primary family first; NodeName is used only
 	// when the pod has no spec.nodeName.
@@ -106,7 +110,7 @@ func BuildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, opt
 		withContainerMetadata(pod, c, opts.Type, opts.RestartCount),
 		withImage(c, opts.ImageRef),
 		withProcess(c, env),
-		withMounts(c, opts.Mounts, opts.TerminationMessageHostPath),
+		withMounts(c, opts.Mounts, opts.HostsFile, opts.TerminationMessageHostPath),
 		withLinuxResources(pod, c, opts.Node),
 		withContainerSecurityContext(pod, c, uid, username, opts.TargetContainerID, opts.Node),
 	} {
@@ -150,12 +154,20 @@ func withProcess(c *v1.Container, env *envList) containerOpt {
 	}
 }
 
-// withMounts adds the termination-message file to the volume mounts. The
+// withMounts adds the managed hosts file and the termination-message file
+// to the volume mounts, in the kubelet's order. The termination-message
 // file is per container instance (the caller creates a new one for each
 // restart), so a message left by a previous run is not reported again.
-func withMounts(c *v1.Container, mounts []*runtimeapi.Mount, terminationMessageHostPath string) containerOpt {
+func withMounts(c *v1.Container, mounts []*runtimeapi.Mount, hostsFile, terminationMessageHostPath string) containerOpt {
 	return func(cfg *runtimeapi.ContainerConfig) error {
 		cfg.Mounts = append([]*runtimeapi.Mount{}, mounts...)
+		if hostsFile != "" && !mountsEtcHosts(c) {
+			cfg.Mounts = append(cfg.Mounts, &runtimeapi.Mount{
+				HostPath:       hostsFile,
+				ContainerPath:  EtcHostsPath,
+				SelinuxRelabel: true,
+			})
+		}
 		if terminationMessageHostPath != "" && c.TerminationMessagePath != "" {
 			cfg.Mounts = append(cfg.Mounts, &runtimeapi.Mount{
 				HostPath:      terminationMessageHostPath,

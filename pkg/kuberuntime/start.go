@@ -133,6 +133,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 			return fail(ReasonCreateContainerConfigError, err, true)
 		}
 	}
+	if opts.HostsFile, err = p.hostsFile(); err != nil {
+		return fail(ReasonCreateContainerConfigError, err, true)
+	}
 	if spec.TerminationMessagePath != "" {
 		if opts.TerminationMessageHostPath, err = p.terminationMessageFile(pod, st.Name); err != nil {
 			return fail(ReasonCreateContainerConfigError, err, true)
@@ -250,6 +253,44 @@ func targetContainerID(pod *v1.Pod, state *podstate.PodState, index int) (string
 		}
 	}
 	return "", fmt.Errorf("unable to find target container %s", ec.TargetContainerName)
+}
+
+// hostsFile writes the pod's managed hosts file, as the kubelet rewrites
+// it before each container starts, and returns its path; "" when the pod
+// gets none (no address yet). It is written in place, not renamed, so that
+// running containers, which bind-mount it, see the new content.
+func (p *podSync) hostsFile() (string, error) {
+	if !criconfig.ShouldMountHostsFile(p.pod, p.podIPs) {
+		return "", nil
+	}
+	var node []byte
+	if p.pod.Spec.HostNetwork {
+		src := p.cfg.NodeHostsFile
+		if src == "" {
+			src = criconfig.EtcHostsPath
+		}
+		var err error
+		if node, err = os.ReadFile(src); err != nil {
+			return "", fmt.Errorf("read the node's hosts file: %w", err)
+		}
+	}
+	content, err := criconfig.HostsFile(p.pod, p.podIPs, p.cfg.DNS.ClusterDomain, node)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(p.cfg.RootDir, "pods", string(p.pod.UID))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create pod directory: %w", err)
+	}
+	path := filepath.Join(dir, "etc-hosts")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		return "", fmt.Errorf("write hosts file: %w", err)
+	}
+	// WriteFile keeps the mode of a file that exists.
+	if err := os.Chmod(path, 0o644); err != nil {
+		return "", fmt.Errorf("write hosts file: %w", err)
+	}
+	return path, nil
 }
 
 // terminationMessageFile creates the host file bind-mounted at the

@@ -35,6 +35,9 @@ type Config struct {
 	DNS criconfig.DNSOptions
 	// Node describes the machine for resource and security settings.
 	Node criconfig.NodeConfig
+	// NodeHostsFile is the node's hosts file, the base of a host-network
+	// pod's (default /etc/hosts).
+	NodeHostsFile string
 }
 
 // Deps are the sync loop's collaborators; see the interfaces' docs.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -554,4 +556,48 @@ func TestSyncKillsPastTheActiveDeadline(t *testing.T) {
 	if n := len(containersNamed(t, rt, "app")); n != 1 {
 		t.Errorf("%d app containers, want none started past the deadline", n)
 	}
+}
+
+func TestSyncMountsTheManagedHostsFile(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(func(p *v1.Pod) {
+		p.Spec.HostAliases = []v1.HostAlias{{IP: "10.1.2.3", Hostnames: []string{"foo.local"}}}
+	})
+	s, _, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	rec := &configRecorder{Runtime: s.Runtime}
+	s.Runtime = rec
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.configs) != 1 {
+		t.Fatalf("%d containers created", len(rec.configs))
+	}
+	cfg := rec.configs[0]
+	var hosts string
+	for _, m := range cfg.Mounts {
+		if m.ContainerPath == "/etc/hosts" {
+			hosts = m.HostPath
+		}
+	}
+	if want := filepath.Join(s.cfg.RootDir, "pods", string(pod.UID), "etc-hosts"); hosts != want {
+		t.Fatalf("/etc/hosts from %q, want %q (mounts %v)", hosts, want, cfg.Mounts)
+	}
+	b, err := os.ReadFile(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "# Kubernetes-managed hosts file.\n") || !strings.Contains(string(b), "10.1.2.3\tfoo.local\n") {
+		t.Errorf("hosts file:\n%s", b)
+	}
+}
+
+// configRecorder keeps the configs of the containers created through it.
+type configRecorder struct {
+	Runtime
+	configs []*runtimeapi.ContainerConfig
+}
+
+func (r *configRecorder) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sb *runtimeapi.PodSandboxConfig) (string, error) {
+	r.configs = append(r.configs, cfg)
+	return r.Runtime.CreateContainer(ctx, sandboxID, cfg, sb)
 }
