@@ -28,6 +28,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podsource"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/prober"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/runtimeclass"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/servicenv"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/status"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
@@ -87,6 +88,9 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	serviceInformer := pm.services.Core().V1().Services()
 	pm.servicesSynced = serviceInformer.Informer().HasSynced
 	serviceEnv := servicenv.NewEnv(serviceInformer.Lister(), pm.servicesSynced)
+	// RuntimeClasses come from the same factory: run starts it, and a
+	// class not yet in the cache fails the sandbox, which is retried.
+	runtimeClasses := runtimeclass.NewResolver(pm.services.Node().V1().RuntimeClasses().Lister())
 	// Start records live in the pods' directories beside their volumes, so
 	// they go with the pod's directory, and only then.
 	records := podstate.NewRecordStore(filepath.Join(o.rootDir, "pods"))
@@ -127,6 +131,8 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Observer: observer,
 		Metrics:  kuberuntime.NewMetrics(reg),
 		Prober:   probes,
+
+		RuntimeClasses: runtimeClasses,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:      o.podSyncWorkers,

@@ -80,6 +80,14 @@ type Services interface {
 	ServiceEnv(pod *v1.Pod) (map[string]string, error)
 }
 
+// RuntimeClasses resolves a pod's spec.runtimeClassName to the CRI runtime
+// handler of its sandbox (runtimeclass.Resolver satisfies it): "" for the
+// runtime's default. An error (a RuntimeClass that does not exist) fails
+// the sandbox with FailedCreatePodSandBox, to be retried.
+type RuntimeClasses interface {
+	LookupRuntimeHandler(runtimeClassName *string) (string, error)
+}
+
 // StatusSink receives, after every sync, what the pod's status must say.
 // It is called with the pod's observed state and the Waiting reasons of
 // containers that failed to start or wait for backoff.

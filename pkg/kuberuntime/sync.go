@@ -68,6 +68,9 @@ type Deps struct {
 	// Prober runs the containers' probes. It may be nil: no probes run,
 	// and every running container counts as started and ready.
 	Prober Prober
+	// RuntimeClasses may be nil: every sandbox runs with the runtime's
+	// default handler.
+	RuntimeClasses RuntimeClasses
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -388,12 +391,28 @@ func (p *podSync) createSandbox(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(p.sandboxConfig.GetLogDirectory(), 0o755); err != nil {
 		return "", fmt.Errorf("create pod log directory: %w", err)
 	}
-	id, err := p.Runtime.RunPodSandbox(ctx, p.sandboxConfig, "")
+	handler, err := p.runtimeHandler(ctx)
 	if err != nil {
 		return "", err
 	}
-	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", p.sandboxConfig.GetMetadata().GetAttempt())
+	id, err := p.Runtime.RunPodSandbox(ctx, p.sandboxConfig, handler)
+	if err != nil {
+		return "", err
+	}
+	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", p.sandboxConfig.GetMetadata().GetAttempt(), "runtimeHandler", handler)
 	return id, nil
+}
+
+// runtimeHandler is the CRI runtime handler of the pod's RuntimeClass.
+func (p *podSync) runtimeHandler(ctx context.Context) (string, error) {
+	if p.RuntimeClasses == nil {
+		return "", nil
+	}
+	h, err := p.RuntimeClasses.LookupRuntimeHandler(p.pod.Spec.RuntimeClassName)
+	if err == nil && h != "" {
+		klog.FromContext(ctx).V(2).Info("Running pod with runtime handler", "runtimeHandler", h)
+	}
+	return h, err
 }
 
 // sandboxIPs returns the pod's addresses: the sandbox's, or the node's for

@@ -3,6 +3,7 @@ package kuberuntime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -600,4 +601,53 @@ type configRecorder struct {
 func (r *configRecorder) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sb *runtimeapi.PodSandboxConfig) (string, error) {
 	r.configs = append(r.configs, cfg)
 	return r.Runtime.CreateContainer(ctx, sandboxID, cfg, sb)
+}
+
+// handlerRecorder keeps the runtime handlers sandboxes are run with.
+type handlerRecorder struct {
+	Runtime
+	handlers []string
+}
+
+func (r *handlerRecorder) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	r.handlers = append(r.handlers, handler)
+	return r.Runtime.RunPodSandbox(ctx, cfg, handler)
+}
+
+// classes is a RuntimeClass lookup from a map.
+type classes map[string]string
+
+func (c classes) LookupRuntimeHandler(name *string) (string, error) {
+	if name == nil || *name == "" {
+		return "", nil
+	}
+	if h, ok := c[*name]; ok {
+		return h, nil
+	}
+	return "", fmt.Errorf("runtimeclass.node.k8s.io %q not found", *name)
+}
+
+func TestSyncRuntimeClass(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod(func(p *v1.Pod) { rc := "fast"; p.Spec.RuntimeClassName = &rc })
+	s, _, _, events := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+	rec := &handlerRecorder{Runtime: s.Runtime}
+	s.Runtime = rec
+	s.RuntimeClasses = classes{}
+	if _, err := s.SyncPod(ctx, pod.UID); !errors.Is(err, errRetry) {
+		t.Fatalf("sync error = %v, want a retry", err)
+	}
+	if len(rec.handlers) != 0 {
+		t.Errorf("a sandbox was run without its RuntimeClass: %v", rec.handlers)
+	}
+	if e := <-events.Events; e != `Warning FailedCreatePodSandBox Failed to create pod sandbox: runtimeclass.node.k8s.io "fast" not found` {
+		t.Errorf("event = %q", e)
+	}
+	s.RuntimeClasses = classes{"fast": "runc"}
+	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.handlers) != 1 || rec.handlers[0] != "runc" {
+		t.Errorf("handlers = %v, want [runc]", rec.handlers)
+	}
 }
