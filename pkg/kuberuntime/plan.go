@@ -332,8 +332,18 @@ func (p *planner) killUnhealthy(typ criconfig.ContainerType, c *v1.Container, cu
 	if failed == podstate.Startup {
 		probe = c.StartupProbe
 	}
-	k := KillAction{ContainerID: cur.ID, Name: c.Name, Type: typ,
-		Message: fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(failed)))}
+	// The kubelet's words: a sidecar's are its own; a container's say
+	// whether it comes back, by its restart policy (the rules need an
+	// exit code), else the pod's.
+	msg := fmt.Sprintf("Container %s failed %s probe", c.Name, strings.ToLower(string(failed)))
+	switch {
+	case typ == criconfig.ContainerTypeInit:
+		msg = fmt.Sprintf("Init container %s failed %s probe", c.Name, strings.ToLower(string(failed)))
+	case c.RestartPolicy != nil && *c.RestartPolicy != v1.ContainerRestartPolicyNever,
+		c.RestartPolicy == nil && p.pod.Spec.RestartPolicy != v1.RestartPolicyNever:
+		msg += ", will be restarted"
+	}
+	k := KillAction{ContainerID: cur.ID, Name: c.Name, Type: typ, Message: msg}
 	if probe != nil && probe.TerminationGracePeriodSeconds != nil {
 		g := *probe.TerminationGracePeriodSeconds
 		k.GracePeriod = &g

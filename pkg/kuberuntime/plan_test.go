@@ -669,6 +669,19 @@ func TestPlanContainerRestartPolicy(t *testing.T) {
 			want:  Actions{CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []StartAction{start(regT, 0, "app", 1)}},
 		},
 		{
+			name:  "liveness failed under pod Never: killed, not to be restarted",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever)),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)), "c1", podstate.Probed{Failed: podstate.Liveness}),
+			want:  Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "c1", Name: "app", Type: regT, Message: "Container app failed liveness probe"}}},
+		},
+		{
+			name:  "liveness failed, container Always in a pod Never: to be restarted",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever), withContainerPolicy(v1.ContainerRestartPolicyAlways)),
+			state: probed(state(sb1, ctr("c1", "sb1", regT, "app", running, 0, 0)), "c1", podstate.Probed{Failed: podstate.Liveness}),
+			want: Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "c1", Name: "app", Type: regT,
+				Message: "Container app failed liveness probe, will be restarted"}}},
+		},
+		{
 			name:  "new sandbox: a container OnFailure that succeeded is not run again",
 			pod:   testPod(withContainerPolicy(v1.ContainerRestartPolicyOnFailure), withSecond),
 			state: state([]podstate.Sandbox{deadSandbox("sb1", 0)}, ctr("c1", "sb1", regT, "app", exited, 0, 0), ctr("w1", "sb1", regT, "web", exited, 0, 137)),
@@ -699,7 +712,7 @@ func TestPlanSidecarStartupGate(t *testing.T) {
 		{"startup probe pending: the next init container waits", probed(run(), "s1", podstate.Probed{}), Actions{SandboxID: "sb1"}},
 		{"startup probe succeeded: the next one starts", probed(run(), "s1", podstate.Probed{Started: true}), Actions{SandboxID: "sb1", ContainersToStart: []StartAction{start(initT, 1, "i1", 0)}}},
 		{"startup probe failed: killed, the next one waits", probed(run(), "s1", podstate.Probed{Failed: podstate.Startup}),
-			Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "s1", Name: "proxy", Type: initT, Message: "Container proxy failed startup probe, will be restarted"}}}},
+			Actions{SandboxID: "sb1", ContainersToKill: []KillAction{{ContainerID: "s1", Name: "proxy", Type: initT, Message: "Init container proxy failed startup probe"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Plan(pod, tc.state, t0.Add(time.Hour))
