@@ -246,6 +246,13 @@ func TestNoRegression(t *testing.T) {
 		always := v1.ContainerRestartPolicyAlways
 		p.Spec.InitContainers[0].RestartPolicy = &always
 	}
+	ctrPolicy := func(pol v1.ContainerRestartPolicy, rules ...v1.ContainerRestartRule) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			p.Spec.Containers[0].RestartPolicy, p.Spec.Containers[0].RestartPolicyRules = &pol, rules
+		}
+	}
+	rule42 := v1.ContainerRestartRule{Action: v1.ContainerRestartRuleActionRestart,
+		ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{42}}}
 	never := podstatetest.WithPolicy(v1.RestartPolicyNever)
 	onFailure := podstatetest.WithPolicy(v1.RestartPolicyOnFailure)
 	for _, tc := range []struct {
@@ -268,6 +275,11 @@ func TestNoRegression(t *testing.T) {
 		{"Always, regular running -> waiting: goes on", pod(withC), regularList(run("containerd://c1", 0)), regularList(wait("", 0)), regularList(wait("", 0))},
 		{"OnFailure, exit 0 -> running: kept terminated", pod(withC, onFailure), regularList(term("containerd://c1", 0)), regularList(run("containerd://c2", 1)), regularList(term("containerd://c1", 0))},
 		{"OnFailure, exit 1 -> running: restarts", pod(withC, onFailure), regularList(term("containerd://c1", 1)), regularList(run("containerd://c2", 1)), regularList(run("containerd://c2", 1))},
+		{"container Never in a pod Always: terminated -> running kept terminated", pod(withC, ctrPolicy(v1.ContainerRestartPolicyNever)), regularList(term("containerd://c1", 1)), regularList(run("containerd://c2", 1)), regularList(term("containerd://c1", 1))},
+		{"container Never in a pod Always: running -> waiting kept running", pod(withC, ctrPolicy(v1.ContainerRestartPolicyNever)), regularList(run("containerd://c1", 0)), regularList(wait("", 0)), regularList(run("containerd://c1", 0))},
+		{"container Always in a pod Never: terminated -> running restarts", pod(withC, never, ctrPolicy(v1.ContainerRestartPolicyAlways)), regularList(term("containerd://c1", 0)), regularList(run("containerd://c2", 1)), regularList(run("containerd://c2", 1))},
+		{"a rule restarts exit 42 in a pod Never", pod(withC, never, ctrPolicy(v1.ContainerRestartPolicyNever, rule42)), regularList(term("containerd://c1", 42)), regularList(run("containerd://c2", 1)), regularList(run("containerd://c2", 1))},
+		{"a rule for exit 42, exit 1 is final", pod(withC, never, ctrPolicy(v1.ContainerRestartPolicyNever, rule42)), regularList(term("containerd://c1", 1)), regularList(run("containerd://c2", 1)), regularList(term("containerd://c1", 1))},
 		{"terminal phase stays", pod(withC), v1.PodStatus{Phase: v1.PodFailed}, v1.PodStatus{Phase: v1.PodRunning}, v1.PodStatus{Phase: v1.PodFailed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
