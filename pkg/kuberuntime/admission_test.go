@@ -62,7 +62,7 @@ func TestSyncRejectedPodRunsNothing(t *testing.T) {
 	s, rt, _, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
 	st, vols := &rejectingStatus{}, &countingVolumes{}
 	adm := &fixedAdmission{r: admission.Result{Reason: "OutOfcpu", Message: "Node didn't have enough resource: cpu, requested: 3000, used: 0, capacity: 2000"}}
-	s.Status, s.Volumes, s.Admission = st, vols, adm
+	s.Status, s.Volumes, s.Gate = st, vols, adm
 
 	for range 2 {
 		if _, err := s.SyncPod(ctx, pod.UID); err != nil {
@@ -111,7 +111,7 @@ func TestSyncAdmittedPodRuns(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	pod := testPod()
 	s, rt, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
-	s.Admission = &fixedAdmission{r: admission.Result{Admit: true}}
+	s.Gate = &fixedAdmission{r: admission.Result{Admit: true}}
 	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
@@ -129,7 +129,7 @@ func TestSyncPodRejectedBeforeARestartKeepsItsStatus(t *testing.T) {
 	})
 	s, rt, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
 	st := &rejectingStatus{}
-	s.Status, s.Admission = st, &fixedAdmission{r: admission.Result{Admit: true}}
+	s.Status, s.Gate = st, &fixedAdmission{r: admission.Result{Admit: true}}
 	if _, err := s.SyncPod(ctx, pod.UID); err != nil {
 		t.Fatalf("sync: %v", err)
 	}

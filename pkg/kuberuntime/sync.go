@@ -66,9 +66,9 @@ type Deps struct {
 	// Prober runs the containers' probes. It may be nil: no probes run,
 	// and every running container counts as started and ready.
 	Prober Prober
-	// Admission decides which pods the node runs. It may be nil: every
-	// pod is admitted.
-	Admission Admission
+	// Gate decides which pods the node runs. It may be nil: every pod is
+	// admitted.
+	Gate Admission
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -110,8 +110,8 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	if !exists {
 		return 0, s.removePod(ctx, uid, state)
 	}
-	if s.Admission != nil {
-		if r, first := s.Admission.Admit(ctx, pod); !r.Admit {
+	if s.Gate != nil {
+		if r, first := s.Gate.Admit(ctx, pod); !r.Admit {
 			return 0, s.rejectPod(ctx, pod, state, r, first)
 		}
 	}
@@ -526,8 +526,8 @@ func (s *Syncer) stopContainerGrace(ctx context.Context, pod *v1.Pod, id string,
 // exists in the API.
 func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.PodState) error {
 	logger := klog.FromContext(ctx)
-	if s.Admission != nil {
-		s.Admission.Forget(uid)
+	if s.Gate != nil {
+		s.Gate.Forget(uid)
 	}
 	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
 		if s.Prober != nil {
