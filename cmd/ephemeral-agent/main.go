@@ -137,7 +137,7 @@ func run(ctx context.Context, o *options) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pm, err := newPodMachinery(ctx, o, client, runtime, machine, registry)
+	pm, err := newPodMachinery(ctx, o, client, runtime, machine, nodes.LocalNode, registry)
 	if err != nil {
 		return err
 	}

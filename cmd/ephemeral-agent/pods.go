@@ -4,15 +4,19 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	goruntime "runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -21,6 +25,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
@@ -49,12 +54,15 @@ type podMachinery struct {
 	// service variables; servicesSynced tells when its cache is filled.
 	services       informers.SharedInformerFactory
 	servicesSynced cache.InformerSynced
+	// nodes is the informer on this node's Node, for admission.
+	nodes       informers.SharedInformerFactory
+	nodesSynced cache.InformerSynced
 	// cacheSyncTimeout and statusWorkers are the flags run needs.
 	cacheSyncTimeout time.Duration
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interface, runtime internalapi.RuntimeService, machine node.MachineInfo, reg prometheus.Registerer) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interface, runtime internalapi.RuntimeService, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -91,6 +99,19 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	// RuntimeClasses come from the same factory: run starts it, and a
 	// class not yet in the cache fails the sandbox, which is retried.
 	runtimeClasses := runtimeclass.NewResolver(pm.services.Node().V1().RuntimeClasses().Lister())
+	// Admission reads the Node as the API holds it: labels and taints
+	// others set count.
+	pm.nodes = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.nodeName).String()
+	}))
+	nodeInformer := pm.nodes.Core().V1().Nodes()
+	pm.nodesSynced = nodeInformer.Informer().HasSynced
+	gate := admission.NewGate(admission.GateConfig{
+		Pods:   pm.source,
+		Node:   nodeSource{name: o.nodeName, lister: nodeInformer.Lister(), client: client, local: localNode}.get,
+		OS:     goruntime.GOOS,
+		Volume: volume.Supported,
+	})
 	// Start records live in the pods' directories beside their volumes, so
 	// they go with the pod's directory, and only then.
 	records := podstate.NewRecordStore(filepath.Join(o.rootDir, "pods"))
@@ -133,6 +154,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Prober:   probes,
 
 		RuntimeClasses: runtimeClasses,
+		Gate:           gate,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:      o.podSyncWorkers,
@@ -170,6 +192,8 @@ func (pm *podMachinery) run(ctx context.Context) error {
 	defer pm.services.Shutdown()
 	defer stopServices()
 	pm.services.StartWithContext(servicesCtx)
+	defer pm.nodes.Shutdown()
+	pm.nodes.StartWithContext(servicesCtx)
 	if !pm.source.WaitForSync(ctx, pm.cacheSyncTimeout) {
 		if ctx.Err() != nil {
 			return nil
@@ -184,6 +208,11 @@ func (pm *podMachinery) run(ctx context.Context) error {
 			return nil
 		}
 		klog.FromContext(ctx).Error(nil, "Service cache did not sync; containers wait for it to start")
+	}
+	// Pods are admitted on the Node the agent registers until the API's
+	// is known.
+	if !waitForCacheSync(ctx, pm.cacheSyncTimeout, pm.nodesSynced) && ctx.Err() == nil {
+		klog.FromContext(ctx).Error(nil, "Node cache did not sync; pods are admitted on the node as the agent registers it")
 	}
 	klog.FromContext(ctx).Info("Pod cache synced", "pods", len(pm.source.Pods()))
 	for _, p := range pm.source.Pods() {
@@ -226,6 +255,28 @@ func nodeAllocatable(o *options, machine node.MachineInfo) v1.ResourceList {
 	systemReserved, _ := parseReserved("--system-reserved", o.systemReserved)
 	evictionHard, _ := node.ParseThresholds(o.evictionHard)
 	return node.Allocatable(machine.Capacity, kubeReserved, systemReserved, evictionHard)
+}
+
+// nodeSource gives admission the Node: as the API holds it (a fresh get
+// when asked), else as the agent registers it, as the kubelet's
+// getNodeAnyWay.
+type nodeSource struct {
+	name   string
+	lister corelisters.NodeLister
+	client kubernetes.Interface
+	local  func() *v1.Node
+}
+
+func (n nodeSource) get(ctx context.Context, fresh bool) *v1.Node {
+	if fresh {
+		if node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{}); err == nil {
+			return node
+		}
+	}
+	if node, err := n.lister.Get(n.name); err == nil {
+		return node
+	}
+	return n.local()
 }
 
 // volumes adapts the volume manager to the sync loop's interface.

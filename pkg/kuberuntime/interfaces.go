@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
@@ -115,4 +116,22 @@ type Prober interface {
 	UpdatePod(pod *v1.Pod, state *podstate.PodState) map[string]podstate.Probed
 	// ForgetPod stops every probe of a pod that is gone.
 	ForgetPod(uid types.UID)
+}
+
+// Admission decides, once per pod, whether this node runs it
+// (admission.Gate satisfies it). A rejected pod is never run: no volumes,
+// no sandbox, no container, ephemeral ones included.
+type Admission interface {
+	// Admit returns the decision on pod, the same on every call. first is
+	// true the one time a rejection is returned, for its Event.
+	Admit(ctx context.Context, pod *v1.Pod) (r admission.Result, first bool)
+	// Forget drops the decision on a pod that is gone.
+	Forget(uid types.UID)
+}
+
+// PodRejecter is implemented by a StatusSink that reports pods the node
+// rejected at admission (status.Manager does): phase Failed with the
+// rejection's reason and message, final.
+type PodRejecter interface {
+	RejectPod(pod *v1.Pod, reason, message string)
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
@@ -71,6 +72,9 @@ type Deps struct {
 	// RuntimeClasses may be nil: every sandbox runs with the runtime's
 	// default handler.
 	RuntimeClasses RuntimeClasses
+	// Gate decides which pods the node runs. It may be nil: every pod is
+	// admitted.
+	Gate Admission
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -111,6 +115,11 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 	}
 	if !exists {
 		return 0, s.removePod(ctx, uid, state)
+	}
+	if s.Gate != nil {
+		if r, first := s.Gate.Admit(ctx, pod); !r.Admit {
+			return 0, s.rejectPod(ctx, pod, state, r, first)
+		}
 	}
 	s.probe(pod, state)
 
@@ -156,7 +165,9 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 		}
 		s.probe(pod, state)
 	}
-	s.Status.SetPodStatus(pod, state, p.waiting)
+	if !endedUnrun(pod, state) {
+		s.Status.SetPodStatus(pod, state, p.waiting)
+	}
 
 	if pod.DeletionTimestamp != nil && !hasRunning(state) {
 		if err := s.Status.DeletePod(ctx, pod); err != nil {
@@ -170,6 +181,42 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 		return actions.RequeueAfter, errRetry
 	}
 	return actions.RequeueAfter, nil
+}
+
+// rejectPod reports a pod the node rejected at admission, as the
+// kubelet's rejectPod: a Warning Event with the reason, once, and the
+// Failed status. Nothing of it runs: only a pod that ran before an agent
+// restart and is rejected now has anything to stop. A rejected pod being
+// deleted is deleted at once, as nothing of it runs.
+func (s *Syncer) rejectPod(ctx context.Context, pod *v1.Pod, state *podstate.PodState, r admission.Result, first bool) error {
+	if first {
+		s.Recorder.Eventf(pod, v1.EventTypeWarning, r.Reason, "%s", r.Message)
+	}
+	if hasRunning(state) {
+		if err := s.killPod(ctx, pod, state); err != nil {
+			return fmt.Errorf("kill rejected pod: %w", err)
+		}
+	}
+	if rj, ok := s.Status.(PodRejecter); ok {
+		rj.RejectPod(pod, r.Reason, r.Message)
+	}
+	if pod.DeletionTimestamp != nil {
+		if err := s.Status.DeletePod(ctx, pod); err != nil {
+			return fmt.Errorf("delete rejected pod: %w", err)
+		}
+	}
+	return nil
+}
+
+// endedUnrun reports a pod that ended before anything of it ran: no
+// runtime object, no container status. That is a pod rejected at
+// admission, seen again after an agent restart: the status it was
+// rejected with is final and there is nothing to add to it.
+func endedUnrun(pod *v1.Pod, state *podstate.PodState) bool {
+	st := &pod.Status
+	return (st.Phase == v1.PodFailed || st.Phase == v1.PodSucceeded) &&
+		len(state.Sandboxes) == 0 && len(state.Containers) == 0 &&
+		len(st.InitContainerStatuses) == 0 && len(st.ContainerStatuses) == 0 && len(st.EphemeralContainerStatuses) == 0
 }
 
 // probe starts and stops the pod's probes for the containers that run in
@@ -520,6 +567,9 @@ func (s *Syncer) stopContainerInTurn(ctx context.Context, pod *v1.Pod, id string
 // exists in the API.
 func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.PodState) error {
 	logger := klog.FromContext(ctx)
+	if s.Gate != nil {
+		s.Gate.Forget(uid)
+	}
 	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
 		if s.Prober != nil {
 			s.Prober.ForgetPod(uid)

@@ -24,7 +24,8 @@ import (
 //   - Their restart counts never go down, and an ephemeral container's is
 //     0: it is never restarted.
 //   - A terminal phase (Succeeded, Failed) stays: nothing runs again in
-//     the pod.
+//     the pod. So do its reason and message when new has none (a pod
+//     rejected at admission keeps why).
 //
 // A kept state is the old container status as a whole, so its ready flag,
 // image ID and last state agree with it. Containers of one list are
@@ -41,10 +42,14 @@ func keepContainerStates(old, new *v1.PodStatus, pod *v1.Pod) {
 	keepStates(pod, criconfig.ContainerTypeEphemeral, old.EphemeralContainerStatuses, new.EphemeralContainerStatuses)
 }
 
-// keepTerminalPhase keeps a terminal phase of old.
+// keepTerminalPhase keeps a terminal phase of old, and the reason and
+// message that say why, unless new gives its own.
 func keepTerminalPhase(old, new *v1.PodStatus) {
 	if old.Phase == v1.PodSucceeded || old.Phase == v1.PodFailed {
 		new.Phase = old.Phase
+		if new.Reason == "" && new.Message == "" {
+			new.Reason, new.Message = old.Reason, old.Message
+		}
 	}
 }
 
