@@ -47,8 +47,8 @@ type Input struct {
 	// Pod is the pod to decide on.
 	Pod *v1.Pod
 	// Node is the node as the API holds it (labels, taints, allocatable,
-	// features). Admit rejects nothing on its behalf when it is nil but
-	// resources: a node without allocatable has room for nothing.
+	// features). A nil Node is an empty one: it has no allocatable, so
+	// every pod is rejected OutOfpods.
 	Node *v1.Node
 	// Admitted are the pods this node admitted before Pod and that have
 	// not ended: their requests and host ports are taken.
