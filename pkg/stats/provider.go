@@ -163,7 +163,7 @@ func (p *Provider) sandboxStats(ctx context.Context) map[string]*runtimeapi.PodS
 	}
 	list, err := p.cfg.Runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{})
 	if err != nil {
-		if grpcstatus.Code(errors.Unwrap(err)) == codes.Unimplemented || grpcstatus.Code(err) == codes.Unimplemented {
+		if grpcstatus.Code(err) == codes.Unimplemented {
 			p.noSandboxStats.Store(true)
 			klog.FromContext(ctx).V(2).Info("The runtime does not serve pod sandbox stats; summing pods from their containers", "err", err)
 			return nil
