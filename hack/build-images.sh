@@ -4,13 +4,15 @@
 #   _output/images/busybox.tar         localhost/busybox:test         Cmd ["sh"], user root
 #   _output/images/pause.tar           localhost/pause:test           Entrypoint ["/pause"], user 65535
 #   _output/images/distroless-app.tar  localhost/distroless-app:test  Entrypoint ["/app"], user 65532
+#   _output/images/metrics-server.tar  localhost/metrics-server:test  Entrypoint ["/metrics-server"], user 65534
 #
 # busybox is Debian's static /bin/busybox with a symlink per applet in /bin.
 # distroless-app has no shell and runs as 65532 ("nonroot"), like
 # gcr.io/distroless/static:nonroot. A root debug container sees its processes;
 # reading its files through /proc/PID/root needs CAP_SYS_PTRACE since the uids
 # differ, or a pod with runAsUser: 0. pause runs as 65535 like
-# registry.k8s.io/pause.
+# registry.k8s.io/pause. metrics-server is the binary hack/build-metrics-server.sh
+# builds, alone, like its upstream image.
 #
 # Load them with: ctr -n k8s.io --address SOCK images import FILE
 # A stamp keyed by the sources, /bin/busybox and the Go version skips the
@@ -21,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out="$EA_OUTPUT/images"
 bin="$out/bin"
 stamp="$out/.stamp"
-images=(busybox pause distroless-app)
+images=(busybox pause distroless-app metrics-server)
 path_env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # Checked by package, not by path: Debian's plain busybox package installs a
@@ -33,10 +35,13 @@ if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok insta
 		die "cannot install busybox-static"
 fi
 
+# Cached: only a change to its module builds it again.
+"$EA_ROOT/hack/build-metrics-server.sh"
+
 # Relative paths keep the key the same in every clone.
 key=$(cd "$EA_ROOT" && {
 	go version
-	sha256sum hack/build-images.sh /bin/busybox
+	sha256sum hack/build-images.sh /bin/busybox _output/bin/metrics-server
 	find test/images -type f -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-16)
 
@@ -99,6 +104,11 @@ log "building localhost/distroless-app:test"
 	-file "$etc/nonroot-passwd:/etc/passwd:0644" -file "$etc/nonroot-group:/etc/group:0644" \
 	-dir /tmp:1777 -dir /home/nonroot:0755 \
 	-env "$path_env" -entrypoint '["/app"]' -user 65532:65532
+
+log "building localhost/metrics-server:test"
+"$bin/ociimage" -name localhost/metrics-server:test -o "$out/metrics-server.tar" \
+	-file "$EA_BIN/metrics-server:/metrics-server:0755" -dir /tmp:1777 \
+	-env "$path_env" -entrypoint '["/metrics-server"]' -user 65534:65534
 
 echo "$key" >"$stamp"
 log "images written to $out"

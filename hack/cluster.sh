@@ -34,11 +34,11 @@ done
 
 case $instance in
 local)
-	port_base=0 node_name=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')}
+	port_base=0 node_name=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')} node_ip=10.89.0.1
 	pod_subnet=10.88.1.0/24 service_cidr=10.96.0.0/16
 	;;
 e2e)
-	port_base=10000 node_name=${NODE_NAME:-ea-e2e-node}
+	port_base=10000 node_name=${NODE_NAME:-ea-e2e-node} node_ip=10.89.0.2
 	pod_subnet=10.88.2.0/24 service_cidr=10.97.0.0/16
 	;;
 *) die "unknown instance $instance (local or e2e)" ;;
@@ -55,6 +55,7 @@ APISERVER_PORT=$((6443 + port_base))
 KCM_PORT=$((10257 + port_base)) SCHEDULER_PORT=$((10259 + port_base))
 AGENT_PORT=$((10250 + port_base)) HEALTHZ_PORT=$((10248 + port_base))
 REGISTRY_PORT=$((5000 + port_base / 10000))
+METRICS_SERVER_PORT=$((4443 + port_base))
 BRIDGE=eabr-$instance
 KUBECTL=$EA_BIN/kubectl
 CRICTL="$EA_BIN/crictl --runtime-endpoint unix://$SOCK --image-endpoint unix://$SOCK --timeout 30s"
@@ -132,10 +133,11 @@ unmount_under() {
 
 sign() { # sign NAME SUBJECT EXTENSIONS
 	local name=$1 subj=$2 ext=$3
+	local ca=${SIGN_CA:-ca}
 	[[ -f $CERTS/$name.crt ]] && return
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 		-keyout "$CERTS/$name.key" -subj "$subj" -out "$CERTS/$name.csr" 2>/dev/null
-	openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/ca.crt" -CAkey "$CERTS/ca.key" \
+	openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/$ca.crt" -CAkey "$CERTS/$ca.key" \
 		-CAcreateserial -days 3650 -out "$CERTS/$name.crt" \
 		-extfile <(printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" "$ext") 2>/dev/null
 	rm -f "$CERTS/$name.csr"
@@ -185,8 +187,20 @@ gen_certs() {
 	svc_ip=${svc_ip%.*}.1 # the first address: the kubernetes Service's ClusterIP
 	sign apiserver "/CN=kube-apiserver" "$server
 subjectAltName=IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+	# The API server and metrics-server reach the agent at the node's IP.
+	if [[ -f $CERTS/agent.crt ]] && ! openssl x509 -in "$CERTS/agent.crt" -noout -ext subjectAltName 2>/dev/null | grep -qF "IP Address:$node_ip"; then
+		rm -f "$CERTS/agent.crt"
+	fi
 	sign agent "/CN=$node_name" "$server
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:$node_name"
+subjectAltName=IP:127.0.0.1,IP:$node_ip,DNS:localhost,DNS:$node_name"
+	# The aggregation layer (metrics.k8s.io): the API server proxies to
+	# extension API servers with a client certificate of its own CA.
+	if [[ ! -f $CERTS/front-proxy-ca.crt ]]; then
+		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$CERTS/front-proxy-ca.key" -subj "/CN=ephemeral-agent-$instance-front-proxy-ca" -days 3650 \
+			-out "$CERTS/front-proxy-ca.crt" 2>/dev/null
+	fi
+	SIGN_CA=front-proxy-ca sign front-proxy-client "/CN=front-proxy-client" "$client"
 	if [[ ! -f $CERTS/sa.key ]]; then
 		openssl genrsa -out "$CERTS/sa.key" 2048 2>/dev/null
 		openssl rsa -in "$CERTS/sa.key" -pubout -out "$CERTS/sa.pub" 2>/dev/null
@@ -341,7 +355,13 @@ start_apiserver() {
 		--kubelet-client-certificate "$CERTS/apiserver-kubelet-client.crt" \
 		--kubelet-client-key "$CERTS/apiserver-kubelet-client.key" \
 		--kubelet-certificate-authority "$CERTS/ca.crt" \
-		--kubelet-preferred-address-types InternalIP,Hostname
+		--kubelet-preferred-address-types InternalIP,Hostname \
+		--requestheader-client-ca-file "$CERTS/front-proxy-ca.crt" \
+		--requestheader-allowed-names front-proxy-client \
+		--requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+		--requestheader-extra-headers-prefix X-Remote-Extra- \
+		--proxy-client-cert-file "$CERTS/front-proxy-client.crt" --proxy-client-key-file "$CERTS/front-proxy-client.key" \
+		--enable-aggregator-routing=true
 	wait_for kube-apiserver 90 apiserver_ready
 	# The API server's identity towards nodes needs the kubelet API, as in kubeadm.
 	"$KUBECTL" --kubeconfig "$CERTS/admin.kubeconfig" apply -f - >/dev/null <<-EOF
@@ -384,10 +404,10 @@ start_scheduler() {
 agent_args() {
 	printf '%s\n' \
 		--kubeconfig "$CERTS/node.kubeconfig" \
-		--node-name "$node_name" --node-ip 127.0.0.1 \
+		--node-name "$node_name" --node-ip "$node_ip" \
 		--container-runtime-endpoint "unix://$SOCK" \
 		--root-dir "$STATE/agent" --pod-logs-dir "$STATE/pod-logs" \
-		--address 127.0.0.1 --port "$AGENT_PORT" --healthz-port "$HEALTHZ_PORT" \
+		--address 0.0.0.0 --port "$AGENT_PORT" --healthz-port "$HEALTHZ_PORT" \
 		--tls-cert-file "$CERTS/agent.crt" --tls-private-key-file "$CERTS/agent.key" \
 		--client-ca-file "$CERTS/ca.crt" \
 		--debug-audit-log "$LOGS/debug-audit.log"
@@ -426,13 +446,36 @@ write_env() {
 		export EA_AGENT_ROOT_DIR=$STATE/agent
 		export EA_LOG_DIR=$LOGS
 		export EA_REGISTRY=127.0.0.1:$REGISTRY_PORT
+		export EA_NODE_IP=$node_ip
+		export EA_APISERVER_PORT=$APISERVER_PORT
+		export EA_METRICS_SERVER_PORT=$METRICS_SERVER_PORT
 	EOF
+}
+
+# --- metrics-server -------------------------------------------------------
+
+# deploy_metrics_server applies metrics-server (kubectl top) without
+# waiting for it: it answers some 20 s after the node runs it. The e2e suite
+# deploys it itself, from the same manifest, in the test that needs it.
+deploy_metrics_server() {
+	log "deploying metrics-server"
+	sed -e "s/@APISERVER_PORT@/$APISERVER_PORT/g" -e "s/@METRICS_SERVER_PORT@/$METRICS_SERVER_PORT/g" \
+		"$EA_ROOT/hack/manifests/metrics-server.yaml" |
+		"$KUBECTL" --kubeconfig "$CERTS/admin.kubeconfig" apply -f - >/dev/null
 }
 
 # --- network leftovers ----------------------------------------------------
 
+# The node's address: on loopback, but not a loopback address, which the
+# API server refuses to proxy to (nodes/proxy, the aggregation layer) and
+# which pods could not reach.
+ensure_node_ip() {
+	ip -4 addr show dev lo | grep -qF " $node_ip/" || ip addr add "$node_ip/32" dev lo
+}
+
 clean_network() {
 	ip link del "$BRIDGE" 2>/dev/null || true
+	ip addr del "$node_ip/32" dev lo 2>/dev/null || true
 	rm -rf "$STATE/cni/ipam"
 }
 
@@ -441,6 +484,7 @@ clean_network() {
 up() {
 	[[ -x $EA_BIN/kube-apiserver && -x $EA_BIN/crictl ]] || die "run make deps control-plane first"
 	gen_certs
+	ensure_node_ip
 	if $fresh; then
 		stop_agent_and_control_plane
 		rm -rf "$STATE/etcd"
@@ -460,6 +504,7 @@ up() {
 	write_env
 	if $with_agent; then
 		start_agent
+		deploy_metrics_server
 	fi
 	log "environment \"$instance\" is up; source $OUT/env"
 }

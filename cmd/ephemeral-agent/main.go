@@ -31,6 +31,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/server"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/stats"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/streaming"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
 )
@@ -141,6 +142,19 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	host, err := stats.NewHost("/proc")
+	if err != nil {
+		return err
+	}
+	summary := stats.NewProvider(stats.Config{
+		NodeName: o.nodeName, RootDir: o.rootDir, PodLogsDir: o.podLogsDir,
+		Runtime: runtime, Images: imageService, Host: host,
+	})
+	// The resource metrics have a registry of their own, as the kubelet's:
+	// each scrape of /metrics/resource computes a summary, which /metrics
+	// scrapes must not pay for.
+	resourceMetrics := prometheus.NewRegistry()
+	resourceMetrics.MustRegister(stats.NewResourceMetricsCollector(ctx, summary))
 	guard, err := auth.New(o.nodeName, auth.Options{
 		ClientCAFile:         o.clientCAFile,
 		Anonymous:            o.anonymousAuth,
@@ -187,6 +201,8 @@ func run(ctx context.Context, o *options) error {
 			"/attach/":        sessions,
 			"/portForward/":   sessions,
 		},
+		Stats:           summary,
+		ResourceMetrics: resourceMetrics,
 	}, server.Check{Name: "ping", Check: func() error { return nil }})
 
 	// Any component failing stops the others: a half-running agent would

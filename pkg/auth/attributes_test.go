@@ -28,6 +28,7 @@ func TestAttributes(t *testing.T) {
 		{"GET", "/configz", "get", []string{"configz", "proxy"}},
 		{"GET", "/metrics", "get", []string{"metrics"}},
 		{"GET", "/metrics/cadvisor", "get", []string{"metrics"}},
+		{"GET", "/metrics/resource", "get", []string{"metrics"}},
 		{"GET", "/stats/summary", "get", []string{"stats"}},
 		{"GET", "/stats", "get", []string{"stats"}},
 		{"GET", "/logs/syslog", "get", []string{"log"}},

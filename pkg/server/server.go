@@ -1,8 +1,8 @@
 // Package server serves the agent's HTTP endpoints: the kubelet-style API on
-// the TLS port (/healthz, /metrics, /pods, /runningpods/ and the routes it
-// is given, such as /containerLogs/, /exec/, /attach/ and /portForward/) and
-// a plain /healthz on a loopback port for local probes, as the kubelet does
-// on 10248.
+// the TLS port (/healthz, /metrics, /metrics/resource, /pods, /runningpods/,
+// /stats/summary and the routes it is given, such as /containerLogs/,
+// /exec/, /attach/ and /portForward/) and a plain /healthz on a loopback
+// port for local probes, as the kubelet does on 10248.
 //
 // Every request on the TLS port, /healthz included as in the kubelet, goes
 // through Config.Auth (package auth: delegated authentication and
@@ -59,6 +59,11 @@ type Config struct {
 	Pods PodLister
 	// Runtime serves /runningpods/; nil leaves it out.
 	Runtime ContainerLister
+	// Stats serves /stats/summary; nil leaves it out.
+	Stats SummaryProvider
+	// ResourceMetrics supplies /metrics/resource (the kubelet's resource
+	// metrics, on a registry of their own); nil leaves it out.
+	ResourceMetrics prometheus.Gatherer
 	// Handlers are further API routes, by ServeMux pattern (e.g.
 	// "/containerLogs/"), served to authorized clients like the rest.
 	Handlers map[string]http.Handler
@@ -184,6 +189,12 @@ func (s *Server) apiMux() *http.ServeMux {
 		rp := runningPodsHandler(s.cfg.Runtime)
 		mux.Handle("GET /runningpods", rp)
 		mux.Handle("GET /runningpods/{$}", rp)
+	}
+	if s.cfg.Stats != nil {
+		mux.Handle("GET /stats/summary", summaryHandler(s.cfg.Stats))
+	}
+	if s.cfg.ResourceMetrics != nil {
+		mux.Handle("/metrics/resource", promhttp.HandlerFor(s.cfg.ResourceMetrics, promhttp.HandlerOpts{}))
 	}
 	for pattern, h := range s.cfg.Handlers {
 		mux.Handle(pattern, h)

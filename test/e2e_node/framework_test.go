@@ -86,6 +86,7 @@ var e2eEnvVars = []string{
 	"EA_CERT_DIR",
 	"EA_AGENT_ROOT_DIR",
 	"EA_LOG_DIR",
+	"EA_NODE_IP",
 }
 
 // missingEnv lists, one line each, what the suite needs and does not find:

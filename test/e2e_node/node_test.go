@@ -14,6 +14,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -59,11 +60,11 @@ func TestNodeRegistersReady(t *testing.T) {
 	}
 	var internalIP, hostname bool
 	for _, a := range node.Status.Addresses {
-		internalIP = internalIP || (a.Type == v1.NodeInternalIP && a.Address == "127.0.0.1")
+		internalIP = internalIP || (a.Type == v1.NodeInternalIP && a.Address == os.Getenv("EA_NODE_IP"))
 		hostname = hostname || a.Type == v1.NodeHostName
 	}
 	if !internalIP || !hostname {
-		t.Errorf("addresses = %v, want InternalIP 127.0.0.1 and a Hostname", node.Status.Addresses)
+		t.Errorf("addresses = %v, want InternalIP %s and a Hostname", node.Status.Addresses, os.Getenv("EA_NODE_IP"))
 	}
 	for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourcePods, v1.ResourceEphemeralStorage} {
 		if q, ok := node.Status.Allocatable[r]; !ok || q.IsZero() {

@@ -4,6 +4,7 @@ package e2enode
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestDeploymentsRun(t *testing.T) {
 		if !strings.HasPrefix(cs.ContainerID, "containerd://") || cs.ImageID == "" || cs.Image == "" || cs.RestartCount != 0 {
 			t.Errorf("%s: containerID %q imageID %q image %q restarts %d", name, cs.ContainerID, cs.ImageID, cs.Image, cs.RestartCount)
 		}
-		if pod.Status.PodIP == "" || pod.Status.HostIP != "127.0.0.1" || pod.Status.StartTime == nil || pod.Status.QOSClass != v1.PodQOSBestEffort {
+		if pod.Status.PodIP == "" || pod.Status.HostIP != os.Getenv("EA_NODE_IP") || pod.Status.StartTime == nil || pod.Status.QOSClass != v1.PodQOSBestEffort {
 			t.Errorf("%s: podIP %q hostIP %q startTime %v qos %s", name, pod.Status.PodIP, pod.Status.HostIP, pod.Status.StartTime, pod.Status.QOSClass)
 		}
 		if n := len(criContainers(t, rs, string(pod.UID), "app")); n != 1 {
