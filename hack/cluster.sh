@@ -81,7 +81,9 @@ running() {
 start_bg() {
 	local name=$1; shift
 	log "starting $name (log: $LOGS/$name.log)"
-	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+	# Daemons must not inherit the caller's descriptors: one holding a
+	# flock(1) lock (fd 3 and up) would keep it after the caller is gone.
+	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	echo $! >"$(pidfile "$name")"
 }
 
