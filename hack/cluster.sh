@@ -57,6 +57,9 @@ AGENT_PORT=$((10250 + port_base)) HEALTHZ_PORT=$((10248 + port_base))
 REGISTRY_PORT=$((5000 + port_base / 10000))
 METRICS_SERVER_PORT=$((4443 + port_base))
 BRIDGE=eabr-$instance
+# Each instance's pods live below a cgroup root of their own, so one agent
+# never sweeps the other's pod cgroups.
+CGROUP_ROOT=/ea-$instance
 KUBECTL=$EA_BIN/kubectl
 CRICTL="$EA_BIN/crictl --runtime-endpoint unix://$SOCK --image-endpoint unix://$SOCK --timeout 30s"
 
@@ -79,7 +82,9 @@ running() {
 start_bg() {
 	local name=$1; shift
 	log "starting $name (log: $LOGS/$name.log)"
-	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+	# Daemons must not inherit the caller's descriptors: one holding a
+	# flock(1) lock (fd 3 and up) would keep it after the caller is gone.
+	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	echo $! >"$(pidfile "$name")"
 }
 
@@ -292,6 +297,37 @@ remove_all_pods() {
 	$CRICTL rmp -f $pods >/dev/null 2>&1 || true
 }
 
+# cgroup_mounts lists the mount points of the cgroup hierarchies (v1
+# controllers, and the v2 unified one).
+cgroup_mounts() {
+	awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts
+}
+
+# make_cgroup_root creates the instance's --cgroup-root in every hierarchy:
+# the agent, as the kubelet, requires it to exist.
+make_cgroup_root() {
+	local mnt
+	while read -r mnt; do
+		mkdir -p "$mnt$CGROUP_ROOT"
+		# A new v1 cpuset starts empty; its children could hold no task.
+		if [[ -f $mnt$CGROUP_ROOT/cpuset.cpus && -z $(cat "$mnt$CGROUP_ROOT/cpuset.cpus") ]]; then
+			cat "$mnt/cpuset.cpus" >"$mnt$CGROUP_ROOT/cpuset.cpus"
+			cat "$mnt/cpuset.mems" >"$mnt$CGROUP_ROOT/cpuset.mems"
+		fi
+	done < <(cgroup_mounts)
+}
+
+# remove_cgroup_root removes the instance's cgroup tree, deepest first, once
+# its pods are gone.
+remove_cgroup_root() {
+	local mnt
+	while read -r mnt; do
+		[[ -d $mnt$CGROUP_ROOT ]] || continue
+		find "$mnt$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null ||
+			log "WARNING: cgroups left under $mnt$CGROUP_ROOT (processes still in them?)"
+	done < <(cgroup_mounts)
+}
+
 import_images() {
 	local img name
 	"$EA_ROOT/hack/build-images.sh"
@@ -410,7 +446,8 @@ agent_args() {
 		--address 0.0.0.0 --port "$AGENT_PORT" --healthz-port "$HEALTHZ_PORT" \
 		--tls-cert-file "$CERTS/agent.crt" --tls-private-key-file "$CERTS/agent.key" \
 		--client-ca-file "$CERTS/ca.crt" \
-		--debug-audit-log "$LOGS/debug-audit.log"
+		--debug-audit-log "$LOGS/debug-audit.log" \
+		--cgroup-root "$CGROUP_ROOT"
 }
 
 start_agent() {
@@ -494,7 +531,9 @@ up() {
 		# containerd, started on the old state, tears down what an earlier
 		# (perhaps killed) run left: netns, mounts, shims.
 		remove_all_pods
+		remove_cgroup_root
 	fi
+	make_cgroup_root
 	import_images
 	start_registry
 	start_etcd
@@ -532,6 +571,7 @@ down() {
 		remove_all_pods
 	fi
 	stop_containerd
+	remove_cgroup_root
 	stop_registry
 	clean_network
 	unmount_under "$RUN" "$STATE"

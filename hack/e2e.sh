@@ -11,12 +11,13 @@ cd "$EA_ROOT"
 teardown() {
 	local rc=$?
 	hack/cluster.sh down --instance e2e || rc=1
-	local mounts procs
+	local mounts procs cgroups
 	mounts=$(awk '$5 ~ "^/(var/lib|run)/ephemeral-agent/e2e/" {print $5}' /proc/self/mountinfo)
 	procs=$(pgrep -af -- "/ephemeral-agent/e2e/" | grep -v pgrep || true)
-	if [[ -n $mounts || -n $procs ]]; then
-		log "ERROR: the e2e environment left mounts or processes behind:"
-		printf '%s\n' $mounts "$procs" >&2
+	cgroups=$(ls -d /sys/fs/cgroup/ea-e2e /sys/fs/cgroup/*/ea-e2e 2>/dev/null || true)
+	if [[ -n $mounts || -n $procs || -n $cgroups ]]; then
+		log "ERROR: the e2e environment left mounts, processes or cgroups behind:"
+		printf '%s\n' $mounts "$procs" $cgroups >&2
 		rc=1
 	fi
 	exit "$rc"

@@ -48,6 +48,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	o.cgroupDriverExplicit = fs.Changed("cgroup-driver")
 	if *showVersion {
 		fmt.Println("ephemeral-agent", version.Get())
 		return

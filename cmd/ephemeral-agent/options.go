@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 )
 
@@ -65,6 +66,13 @@ type options struct {
 	systemReserved           map[string]string
 	evictionHard             string
 	evictionPressurePeriod   time.Duration
+	cgroupsPerQOS            bool
+	cgroupRoot               string
+	cgroupDriver             string
+	// cgroupDriverExplicit says --cgroup-driver was given, so that a
+	// runtime that tells another driver is logged.
+	cgroupDriverExplicit bool
+	podMaxPids           int64
 }
 
 func defaultOptions() *options {
@@ -96,6 +104,10 @@ func defaultOptions() *options {
 		nodeStatusMaxImages:      node.DefaultMaxImages,
 		evictionHard:             node.DefaultEvictionHard,
 		evictionPressurePeriod:   node.DefaultPressureTransitionPeriod,
+		cgroupsPerQOS:            true,
+		cgroupRoot:               "/",
+		cgroupDriver:             string(cm.DriverCgroupfs),
+		podMaxPids:               -1,
 	}
 }
 
@@ -136,6 +148,10 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringToStringVar(&o.systemReserved, "system-reserved", o.systemReserved, "Resources kept from the node's allocatable for the system's daemons, in the format of --kube-reserved.")
 	fs.StringVar(&o.evictionHard, "eviction-hard", o.evictionHard, "Hard eviction thresholds, signal<quantity or signal<percentage%, separated by ','; those of memory.available and nodefs.available are kept from allocatable memory and ephemeral-storage. A value replaces the default set; empty for none.")
 	fs.DurationVar(&o.evictionPressurePeriod, "eviction-pressure-transition-period", o.evictionPressurePeriod, "How long the node's MemoryPressure, DiskPressure and PIDPressure conditions stay true after the pressure ended. The agent evicts no pods: the conditions only inform the scheduler.")
+	fs.BoolVar(&o.cgroupsPerQOS, "cgroups-per-qos", o.cgroupsPerQOS, "Run each pod in a cgroup of its own, below its QoS class's (kubepods, kubepods/burstable, kubepods/besteffort) under --cgroup-root. Off: the runtime chooses the containers' cgroups.")
+	fs.StringVar(&o.cgroupRoot, "cgroup-root", o.cgroupRoot, "Cgroup (cgroupfs path) below which the pod cgroup hierarchy goes; it must exist.")
+	fs.StringVar(&o.cgroupDriver, "cgroup-driver", o.cgroupDriver, "Driver of the pod cgroups, cgroupfs or systemd, used when the container runtime does not tell its own (CRI RuntimeConfig); it must be the runtime's.")
+	fs.Int64Var(&o.podMaxPids, "pod-max-pids", o.podMaxPids, "Most processes a pod's cgroup may hold; -1 for no limit.")
 	fs.Int32Var(&o.nodeLeaseDurationSeconds, "node-lease-duration-seconds", o.nodeLeaseDurationSeconds, "Duration of the node Lease; it is renewed every quarter of it.")
 
 	fs.DurationVar(&o.syncFrequency, "sync-frequency", o.syncFrequency, "Longest time between two syncs of a pod when nothing happens (volumes and tokens are refreshed then).")
@@ -261,6 +277,12 @@ func (o *options) validate() error {
 	}
 	if _, err := node.ParseThresholds(o.evictionHard); err != nil {
 		errs = append(errs, fmt.Errorf("--eviction-hard: %w", err))
+	}
+	if _, err := cm.ParseDriver(o.cgroupDriver); err != nil {
+		errs = append(errs, fmt.Errorf("--cgroup-driver: %w", err))
+	}
+	if o.cgroupsPerQOS && o.cgroupRoot == "" {
+		errs = append(errs, errors.New("--cgroups-per-qos needs a --cgroup-root"))
 	}
 	if o.maxPods <= 0 {
 		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", o.maxPods))

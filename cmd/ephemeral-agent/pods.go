@@ -26,6 +26,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
@@ -49,6 +50,7 @@ type podMachinery struct {
 	lookup      *podstate.Lookup
 	status      *status.Manager
 	volumes     *volume.Manager
+	cgroups     *cm.Manager // nil without --cgroups-per-qos
 	broadcaster record.EventBroadcaster
 	// services is the informer on all Services, for the containers'
 	// service variables; servicesSynced tells when its cache is filled.
@@ -88,6 +90,9 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		return nil, fmt.Errorf("prepare root dir: %w", err)
 	}
 	if pm.source, err = podsource.New(client, o.nodeName); err != nil {
+		return nil, err
+	}
+	if pm.cgroups, err = newPodCgroups(ctx, o, runtime, machine, pm.source.Pods); err != nil {
 		return nil, err
 	}
 	// Service variables, as the kubelet's, from every namespace's
@@ -155,6 +160,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 
 		RuntimeClasses: runtimeClasses,
 		Gate:           gate,
+		Cgroups:        pm.podCgroups(),
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:      o.podSyncWorkers,
@@ -220,6 +226,9 @@ func (pm *podMachinery) run(ctx context.Context) error {
 	}
 	if err := pm.volumes.CleanupOrphans(ctx, func(uid types.UID) bool { return pm.syncer.HasPod(ctx, uid) }); err != nil {
 		klog.FromContext(ctx).Error(err, "Failed to clean up orphaned pod volumes")
+	}
+	if pm.cgroups != nil {
+		go pm.cgroups.Run(ctx, time.Minute, func(uid types.UID) bool { return pm.syncer.HasPod(ctx, uid) })
 	}
 	go pm.status.Run(ctx, pm.statusWorkers)
 	pm.workers.Run(ctx)

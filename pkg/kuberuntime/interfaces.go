@@ -135,3 +135,13 @@ type Admission interface {
 type PodRejecter interface {
 	RejectPod(pod *v1.Pod, reason, message string)
 }
+
+// PodCgroups gives each pod its cgroup below its QoS tier (pkg/cm's
+// Manager satisfies it).
+type PodCgroups interface {
+	// EnsurePod creates or updates the pod's cgroup and returns its name
+	// in the runtime's cgroup driver syntax, the sandbox's cgroup_parent.
+	EnsurePod(ctx context.Context, pod *v1.Pod) (string, error)
+	// RemovePod removes the cgroup of a pod whose sandboxes are gone.
+	RemovePod(ctx context.Context, uid types.UID) error
+}

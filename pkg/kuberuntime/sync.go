@@ -75,6 +75,9 @@ type Deps struct {
 	// Gate decides which pods the node runs. It may be nil: every pod is
 	// admitted.
 	Gate Admission
+	// Cgroups gives pods their cgroups. It may be nil: sandboxes get no
+	// cgroup_parent and the runtime chooses.
+	Cgroups PodCgroups
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -417,9 +420,12 @@ func (p *podSync) prepareSandbox(ctx context.Context, a Actions) error {
 	if a.CreateSandbox {
 		attempt = a.SandboxAttempt
 	}
-	var err error
+	cgroupParent, err := p.ensureCgroup(ctx)
+	if err != nil {
+		return err
+	}
 	p.sandboxConfig, err = criconfig.BuildSandboxConfig(p.pod, criconfig.SandboxOptions{
-		Attempt: attempt, PodLogsDir: p.cfg.PodLogsDir, DNS: p.cfg.DNS, Node: p.cfg.Node,
+		Attempt: attempt, PodLogsDir: p.cfg.PodLogsDir, DNS: p.cfg.DNS, Node: p.cfg.Node, CgroupParent: cgroupParent,
 	})
 	if err == nil && a.CreateSandbox {
 		p.sandboxID, err = p.createSandbox(ctx)
@@ -430,6 +436,21 @@ func (p *podSync) prepareSandbox(ctx context.Context, a Actions) error {
 	}
 	p.podIPs, err = p.sandboxIPs(ctx, a.CreateSandbox)
 	return err
+}
+
+// ensureCgroup creates or updates the pod's cgroup, which the sandbox and
+// so every container of the pod, ephemeral ones included, run below, and
+// returns its name for the sandbox config.
+func (p *podSync) ensureCgroup(ctx context.Context) (string, error) {
+	if p.Cgroups == nil {
+		return "", nil
+	}
+	parent, err := p.Cgroups.EnsurePod(ctx, p.pod)
+	if err != nil {
+		p.Recorder.Eventf(p.pod, v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: %v", err)
+		return "", fmt.Errorf("ensure pod cgroup: %w", err)
+	}
+	return parent, nil
 }
 
 func (p *podSync) createSandbox(ctx context.Context) (string, error) {
@@ -576,6 +597,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 		}
 		s.Status.ForgetPod(uid)
 		s.Images.ForgetPod(uid)
+		s.removeCgroup(ctx, uid)
 		return s.Volumes.TearDown(ctx, uid)
 	}
 	logger.V(1).Info("Removing runtime objects of a pod that no longer exists")
@@ -600,6 +622,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 			return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 		}
 	}
+	s.removeCgroup(ctx, uid)
 	if dirs, _ := filepath.Glob(filepath.Join(s.cfg.PodLogsDir, "*_"+string(uid))); len(dirs) > 0 {
 		for _, d := range dirs {
 			_ = os.RemoveAll(d)
@@ -612,6 +635,18 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 		s.Prober.ForgetPod(uid)
 	}
 	return s.Volumes.TearDown(ctx, uid)
+}
+
+// removeCgroup removes the cgroup of a pod whose sandboxes are gone. A
+// failure (a process still in it) is logged only: the cgroup manager's
+// sweep of pods gone for good tries again.
+func (s *Syncer) removeCgroup(ctx context.Context, uid types.UID) {
+	if s.Cgroups == nil {
+		return
+	}
+	if err := s.Cgroups.RemovePod(ctx, uid); err != nil {
+		klog.FromContext(ctx).Error(err, "Failed to remove pod cgroup")
+	}
 }
 
 func allStale(failures []*volume.SetUpError) bool {
