@@ -156,6 +156,12 @@ func run(ctx context.Context, o *options) error {
 	// scrapes must not pay for.
 	resourceMetrics := prometheus.NewRegistry()
 	resourceMetrics.MustRegister(stats.NewResourceMetricsCollector(ctx, summary))
+	auditor, err := streaming.NewAuditor(o.debugAuditLog)
+	if err != nil {
+		return err
+	}
+	defer auditor.Close()
+	streamingMetrics := streaming.NewMetrics(registry)
 	guard, err := auth.New(o.nodeName, auth.Options{
 		ClientCAFile:         o.clientCAFile,
 		Anonymous:            o.anonymousAuth,
@@ -164,6 +170,8 @@ func run(ctx context.Context, o *options) error {
 		Mode:                 o.authorizationMode,
 		AuthorizedTTL:        o.authzAuthorizedTTL,
 		UnauthorizedTTL:      o.authzUnauthorizedTTL,
+		// Refused attempts on the debug routes are audited too.
+		Refusals: streaming.NewRefusals(auditor, streamingMetrics, streaming.RefusalLimit{}),
 	}, client)
 	if err != nil {
 		return fmt.Errorf("agent API authentication: %w", err)
@@ -171,16 +179,11 @@ func run(ctx context.Context, o *options) error {
 	if o.authorizationMode == auth.ModeAlwaysAllow {
 		logger.Info("Authorizing every authenticated request to the agent API, for local demos only", "authorizationMode", o.authorizationMode)
 	}
-	auditor, err := streaming.NewAuditor(o.debugAuditLog)
-	if err != nil {
-		return err
-	}
-	defer auditor.Close()
 	sessions := streaming.NewHandler(streaming.Config{
 		Pods:    streaming.FromPodState(pm.lookup),
 		Runtime: runtime,
 		Auditor: auditor,
-		Metrics: streaming.NewMetrics(registry),
+		Metrics: streamingMetrics,
 	})
 	srv := server.New(server.Config{
 		Address:        o.address,

@@ -139,7 +139,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.authorizationMode, "authorization-mode", o.authorizationMode, "Authorization of agent API requests: Webhook (SubjectAccessReview on nodes/<subresource>) or AlwaysAllow (every authenticated request; for local demos only).")
 	fs.DurationVar(&o.authzAuthorizedTTL, "authorization-webhook-cache-authorized-ttl", o.authzAuthorizedTTL, "How long allowing SubjectAccessReview answers are cached.")
 	fs.DurationVar(&o.authzUnauthorizedTTL, "authorization-webhook-cache-unauthorized-ttl", o.authzUnauthorizedTTL, "How long denying SubjectAccessReview answers are cached.")
-	fs.StringVar(&o.debugAuditLog, "debug-audit-log", o.debugAuditLog, "File to append one JSON line to per exec, attach and port-forward session (who, where, command, duration, bytes, exit code). Empty: sessions are only logged.")
+	fs.StringVar(&o.debugAuditLog, "debug-audit-log", o.debugAuditLog, "File to append one JSON line to per exec, attach and port-forward session (who, where, command, duration, bytes, exit code), and per such request refused by authentication or authorization (rate-limited). Empty: they are only logged.")
 	fs.Int64Var(&o.maxPods, "max-pods", o.maxPods, "Number of pods the node reports it can run.")
 	fs.DurationVar(&o.nodeStatusUpdateFreq, "node-status-update-frequency", o.nodeStatusUpdateFreq, "How often the agent checks the runtime and posts a changed node status.")
 	fs.DurationVar(&o.nodeStatusReportFreq, "node-status-report-frequency", o.nodeStatusReportFreq, "Longest time between two node status posts when nothing changed.")

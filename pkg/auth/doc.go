@@ -9,7 +9,8 @@
 // "Unauthorized", forbidden ones 403 with the kubelet's message, and allowed
 // ones reach the handler with the user in the request context
 // (k8s.io/apiserver/pkg/endpoints/request.UserFrom), where the debug-session
-// audit reads it.
+// audit reads it. Each refused request is also handed to
+// Options.Refusals, so that the debug audit can record refused attempts.
 //
 // Unlike the kubelet, anonymous requests are off unless asked for, and the
 // AlwaysAllow mode exists only for local demos. The package does not serve

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
@@ -23,6 +24,11 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		}
 		if err != nil || !ok {
 			writeText(w, http.StatusUnauthorized, "Unauthorized")
+			reason := "Unauthorized"
+			if err != nil {
+				reason += ": " + err.Error()
+			}
+			g.refused(r, nil, http.StatusUnauthorized, reason)
 			return
 		}
 		u := resp.User
@@ -34,8 +40,10 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			decision, _, err := g.authz.Authorize(r.Context(), a)
 			if err != nil {
 				logger.Error(err, "Authorization error", "user", u.GetName(), "verb", a.GetVerb(), "resource", a.GetResource(), "subresource", a.GetSubresource())
-				writeText(w, http.StatusInternalServerError, fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource=%s)",
-					u.GetName(), a.GetVerb(), a.GetResource(), a.GetSubresource()))
+				msg := fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource=%s)",
+					u.GetName(), a.GetVerb(), a.GetResource(), a.GetSubresource())
+				writeText(w, http.StatusInternalServerError, msg)
+				g.refused(r, u, http.StatusInternalServerError, msg+": "+err.Error())
 				return
 			}
 			if decision == authorizer.DecisionAllow {
@@ -44,9 +52,18 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			}
 		}
 		logger.V(2).Info("Forbidden", "user", u.GetName(), "verb", attrs[0].GetVerb(), "resource", attrs[0].GetResource(), "subresources", subresources)
-		writeText(w, http.StatusForbidden, fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=%s, subresource(s)=%v)\n",
-			u.GetName(), attrs[0].GetVerb(), attrs[0].GetResource(), subresources))
+		msg := fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=%s, subresource(s)=%v)",
+			u.GetName(), attrs[0].GetVerb(), attrs[0].GetResource(), subresources)
+		writeText(w, http.StatusForbidden, msg+"\n")
+		g.refused(r, u, http.StatusForbidden, msg)
 	})
+}
+
+// refused tells the RefusalRecorder, if any, of a refused request.
+func (g *Guard) refused(r *http.Request, u user.Info, status int, reason string) {
+	if g.refusals != nil {
+		g.refusals.RecordRefusal(r.Context(), r, u, status, reason)
+	}
 }
 
 func writeText(w http.ResponseWriter, code int, msg string) {

@@ -84,3 +84,55 @@ func TestWrap(t *testing.T) {
 		})
 	}
 }
+
+// refusal is one call of a RefusalRecorder.
+type refusal struct {
+	path, user string
+	status     int
+	reason     string
+}
+
+type refusalLog struct{ got []refusal }
+
+func (l *refusalLog) RecordRefusal(_ context.Context, r *http.Request, u user.Info, status int, reason string) {
+	name := "<nil>"
+	if u != nil {
+		name = u.GetName()
+	}
+	l.got = append(l.got, refusal{r.URL.Path, name, status, reason})
+}
+
+func TestWrapReportsRefusals(t *testing.T) {
+	log := &refusalLog{}
+	g := &Guard{nodeName: "node-1", authn: byHeader, authz: rules, refusals: log}
+	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, tc := range []struct{ user, path string }{
+		{"", "/exec/ns/web/app"},
+		{"broken", "/attach/ns/web/app"},
+		{"alice", "/exec/ns/web/app"},
+		{"bob", "/portForward/ns/web"},
+		{"carol", "/exec/ns/web/app"},
+	} {
+		_, ctx := ktesting.NewTestContext(t)
+		r := httptest.NewRequest("POST", tc.path, nil).WithContext(ctx)
+		if tc.user != "" {
+			r.Header.Set("X-Test-User", tc.user)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	want := []refusal{
+		{"/exec/ns/web/app", "<nil>", http.StatusUnauthorized, "Unauthorized"},
+		{"/attach/ns/web/app", "<nil>", http.StatusUnauthorized, "Unauthorized: certificate signed by unknown authority"},
+		{"/portForward/ns/web", "bob", http.StatusForbidden, "Forbidden (user=bob, verb=create, resource=nodes, subresource(s)=[proxy])"},
+		{"/exec/ns/web/app", "carol", http.StatusInternalServerError,
+			"Authorization error (user=carol, verb=create, resource=nodes, subresource=proxy): webhook unreachable"},
+	}
+	if len(log.got) != len(want) {
+		t.Fatalf("refusals = %+v, want %+v", log.got, want)
+	}
+	for i := range want {
+		if log.got[i] != want[i] {
+			t.Errorf("refusal %d = %+v, want %+v", i, log.got[i], want[i])
+		}
+	}
+}

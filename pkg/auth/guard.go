@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
@@ -26,7 +28,7 @@ const (
 )
 
 // Options are the agent's authentication and authorization flags, named
-// after the kubelet's.
+// after the kubelet's, and who is told of refused requests.
 type Options struct {
 	// ClientCAFile verifies client certificates; a certificate's CN is the
 	// user, its O the groups. Empty disables certificate authentication.
@@ -42,6 +44,19 @@ type Options struct {
 	Mode string
 	// AuthorizedTTL and UnauthorizedTTL cache SubjectAccessReview answers.
 	AuthorizedTTL, UnauthorizedTTL time.Duration
+	// Refusals, when set, is told of every request the Guard refuses, so
+	// that refused attempts can be audited; nil only logs them (V(2)).
+	Refusals RefusalRecorder
+}
+
+// RefusalRecorder is told of each request the Guard refuses, after the
+// answer is written. u is the authenticated user, nil when authentication
+// failed (status 401); status is what the client was answered (401, 403, or
+// 500 when authorization could not be decided) and reason why, as the
+// answer or the log says it. It runs on the request's goroutine, so it must
+// be quick: a flood of refused requests calls it as often.
+type RefusalRecorder interface {
+	RecordRefusal(ctx context.Context, r *http.Request, u user.Info, status int, reason string)
 }
 
 // Guard authenticates and authorizes requests to the agent API; see Wrap.
@@ -51,6 +66,8 @@ type Guard struct {
 	authz    authorizer.UnconditionalAuthorizer
 	// ca is reloaded while Run runs; nil without a client CA.
 	ca *dynamiccertificates.DynamicFileCAContent
+	// refusals may be nil.
+	refusals RefusalRecorder
 }
 
 // webhookBackoff retries TokenReview and SubjectAccessReview calls that
@@ -64,7 +81,7 @@ func webhookBackoff() *wait.Backoff {
 // authorizer allows both); it may be nil when neither the token webhook
 // nor the Webhook mode is used.
 func New(nodeName string, opts Options, client kubernetes.Interface) (*Guard, error) {
-	g := &Guard{nodeName: nodeName}
+	g := &Guard{nodeName: nodeName, refusals: opts.Refusals}
 	authnCfg := authenticatorfactory.DelegatingAuthenticatorConfig{
 		Anonymous: &apiserver.AnonymousAuthConfig{Enabled: opts.Anonymous},
 		CacheTTL:  opts.TokenWebhookCacheTTL,

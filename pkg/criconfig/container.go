@@ -79,6 +79,11 @@ type ContainerOptions struct {
 	ServiceEnv map[string]string
 	// Node holds the node's facts and settings.
 	Node NodeConfig
+	// Env is the container's environment as ResolveEnv returned it for
+	// these options. Set, it is used as is, so that the caller, which
+	// needed it before (to expand subPathExpr), does not fetch the
+	// ConfigMaps and Secrets it refers to a second time; nil resolves it.
+	Env *Env
 }
 
 // containerOpt sets one concern of a container config.
@@ -96,9 +101,12 @@ func BuildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, opt
 	logger := klog.FromContext(ctx)
 	// The kubelet resolves the environment first, so a missing ConfigMap
 	// is reported before a security-policy violation.
-	env, err := containerEnv(ctx, pod, c, &opts)
-	if err != nil {
-		return nil, configError{err}
+	env := opts.Env
+	if env == nil {
+		var err error
+		if env, err = ResolveEnv(ctx, pod, c, opts); err != nil {
+			return nil, err
+		}
 	}
 	uid, username := imageUser(opts.ImageUID, opts.ImageUsername)
 	if err := verifyRunAsNonRoot(pod, c, uid, username); err != nil {
@@ -109,7 +117,7 @@ func BuildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, opt
 	for _, o := range []containerOpt{
 		withContainerMetadata(pod, c, opts.Type, opts.RestartCount),
 		withImage(c, opts.ImageRef),
-		withProcess(c, env),
+		withProcess(c, env.list),
 		withMounts(c, opts.Mounts, opts.HostsFile, opts.TerminationMessageHostPath),
 		withLinuxResources(pod, c, opts.Node),
 		withContainerSecurityContext(pod, c, uid, username, opts.TargetContainerID, opts.Node),

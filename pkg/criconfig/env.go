@@ -20,6 +20,25 @@ type EnvSources interface {
 	Secret(ctx context.Context, namespace, name string) (*v1.Secret, error)
 }
 
+// Env is a container's resolved environment: the variables it runs with.
+type Env struct{ list *envList }
+
+// ResolveEnv returns the environment container c of pod runs with, built
+// from its envFrom, env (valueFrom included) and opts.ServiceEnv, as the
+// kubelet builds it before anything else of the container's config. Its
+// errors match ErrCreateContainerConfig and carry the kubelet's messages.
+func ResolveEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, opts ContainerOptions) (*Env, error) {
+	list, err := containerEnv(ctx, pod, c, &opts)
+	if err != nil {
+		return nil, configError{err}
+	}
+	return &Env{list: list}, nil
+}
+
+// Map returns the variables by name, in a map of the caller's own. The
+// kubelet expands a volumeMount's subPathExpr with it.
+func (e *Env) Map() map[string]string { return maps.Clone(e.list.values) }
+
 // envList is a container's environment: each name once, in the order it
 // was first defined, with the value it was given last. The kubelet builds
 // it in a map and so sends it in random order; a fixed order gives the

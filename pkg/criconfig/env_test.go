@@ -185,6 +185,43 @@ func TestContainerEnvFetchesEachSourceOnce(t *testing.T) {
 	}
 }
 
+// A caller that resolved the environment first (to expand subPathExpr)
+// hands it to BuildContainerConfig, which must not fetch its sources again.
+func TestResolveEnvIsReusedByBuildContainerConfig(t *testing.T) {
+	src := &fakeSources{configMaps: map[string]map[string]string{"cfg": {"A": "a"}}}
+	pod := testPod()
+	c := &v1.Container{Name: "app", Image: "busybox", Env: []v1.EnvVar{
+		{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Key: "A"}}},
+		{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}}
+	opts := ContainerOptions{Type: ContainerTypeRegular, Sources: src}
+	env, err := ResolveEnv(context.Background(), pod, c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := env.Map()
+	if m["X"] != "a" || m["POD_NAME"] != pod.Name {
+		t.Errorf("env = %v", m)
+	}
+	m["X"] = "changed"
+	opts.Env = env
+	cfg, err := BuildContainerConfig(context.Background(), pod, c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.fetches != 1 {
+		t.Errorf("fetched %d times, want 1", src.fetches)
+	}
+	if len(cfg.Envs) != 2 || string(cfg.Envs[0].Value) != "a" {
+		t.Errorf("config env = %v, want X=a unchanged by the caller's map", cfg.Envs)
+	}
+
+	c.Env[0].ValueFrom.ConfigMapKeyRef.Name = "missing"
+	if _, err := ResolveEnv(context.Background(), pod, c, opts); !errors.Is(err, ErrCreateContainerConfig) {
+		t.Errorf("ResolveEnv of a missing ConfigMap = %v, want a config error", err)
+	}
+}
+
 func TestContainerEnvPassesOtherErrorsThrough(t *testing.T) {
 	boom := errors.New("connection refused")
 	optional := true

@@ -45,7 +45,9 @@ func (noVolumes) TearDown(context.Context, types.UID) error                   { 
 
 type noMounts struct{}
 
-func (noMounts) Mounts(*v1.Container) ([]*runtimeapi.Mount, error) { return nil, nil }
+func (noMounts) MountsWithEnv(*v1.Container, map[string]string) ([]*runtimeapi.Mount, error) {
+	return nil, nil
+}
 
 type noSecrets struct{}
 

@@ -61,9 +61,12 @@ type Volumes interface {
 	TearDown(ctx context.Context, podUID types.UID) error
 }
 
-// Mounter gives a container the CRI mounts for its volumeMounts.
+// Mounter gives a container the CRI mounts for its volumeMounts. env is
+// the container's resolved environment (valueFrom variables and service
+// variables included), with which a subPathExpr is expanded, as the
+// kubelet expands it; volume.PodVolumes satisfies it.
 type Mounter interface {
-	Mounts(c *v1.Container) ([]*runtimeapi.Mount, error)
+	MountsWithEnv(c *v1.Container, env map[string]string) ([]*runtimeapi.Mount, error)
 }
 
 // Secrets fetches what containers reference: pull secrets, env sources.

@@ -120,8 +120,13 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	if len(p.cfg.NodeIPs) > 0 {
 		opts.HostIP = p.cfg.NodeIPs[0]
 	}
+	// The environment comes first, as with the kubelet: a subPathExpr is
+	// expanded with all of it, valueFrom variables included.
+	if opts.Env, err = criconfig.ResolveEnv(ctx, pod, spec, opts); err != nil {
+		return fail(ReasonCreateContainerConfigError, err, true)
+	}
 	if p.mounter != nil {
-		if opts.Mounts, err = p.mounter.Mounts(spec); err != nil {
+		if opts.Mounts, err = p.mounter.MountsWithEnv(spec, opts.Env.Map()); err != nil {
 			return fail(ReasonCreateContainerConfigError, err, true)
 		}
 	}

@@ -58,7 +58,9 @@ func (fakeVolumes) TearDown(context.Context, types.UID) error         { return n
 
 type noMounter struct{}
 
-func (noMounter) Mounts(*v1.Container) ([]*runtimeapi.Mount, error) { return nil, nil }
+func (noMounter) MountsWithEnv(*v1.Container, map[string]string) ([]*runtimeapi.Mount, error) {
+	return nil, nil
+}
 
 type fakeSecrets struct{}
 

@@ -21,7 +21,8 @@ const (
 
 // Record is one debug session as the audit log has it, one JSON object per
 // line. A request refused before a session began (bad parameters, unknown
-// pod, container not running) is recorded too, with Status and Error.
+// pod, container not running) is recorded too, with Status and Error, and
+// so is one the agent API's guard refused (401, 403; see Refusals).
 type Record struct {
 	Kind string `json:"kind"`
 	// User, UID and Groups are the authenticated caller. Through
@@ -68,6 +69,11 @@ type Record struct {
 	// (exec, a container still running); port-forward has neither.
 	ExitCode        *int32 `json:"exitCode,omitempty"`
 	ExitCodeUnknown string `json:"exitCodeUnknown,omitempty"`
+
+	// RefusalsDropped, on the record of a refused request, counts the
+	// refused requests before it that were not recorded because they came
+	// faster than Refusals' rate limit.
+	RefusalsDropped int64 `json:"refusalsDropped,omitempty"`
 }
 
 // Auditor writes Records to klog and, when it has a file, as JSON lines to
@@ -117,10 +123,15 @@ func (a *Auditor) Record(ctx context.Context, rec *Record) {
 		kv = append(kv, "err", rec.Error)
 	}
 	logger.Info("Debug session ended", kv...)
+	a.write(ctx, rec)
+}
 
+// write appends rec to the file, if any, as one JSON line.
+func (a *Auditor) write(ctx context.Context, rec *Record) {
 	if a == nil || a.w == nil {
 		return
 	}
+	logger := klog.FromContext(ctx)
 	line, err := json.Marshal(rec)
 	if err != nil {
 		logger.Error(err, "Failed to encode debug audit record")

@@ -19,7 +19,10 @@
 // start and end, the bytes that crossed the upgraded connection and, for
 // attach, the container's exit code when it exited. Exec exit codes travel
 // inside the stream protocol, which the agent does not decode; the record
-// says so instead of guessing. Metrics counts sessions and their duration.
+// says so instead of guessing. Requests the agent API's guard refuses on
+// these routes (401, 403) are recorded too, by Refusals, rate-limited so
+// that a flood of them cannot fill the disk. Metrics counts sessions, their
+// duration and refused requests.
 //
 // Status codes: 400 for bad parameters or a container that is not running,
 // 404 for an unknown pod or container, the runtime's answer mapped as the

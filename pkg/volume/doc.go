@@ -40,7 +40,9 @@
 // pod's containers are gone; CleanupOrphans at start, for pods deleted
 // while the agent was down.
 //
-// PodVolumes.Mounts gives each container its CRI mounts. A subPath is
+// PodVolumes.MountsWithEnv gives each container its CRI mounts, expanding a
+// subPathExpr with the container's resolved environment (downward API and
+// other valueFrom variables included), as the kubelet does. A subPath is
 // checked against the volume (no absolute path, no "..", no symlink
 // leading out) and bind-mounted under volume-subpaths before the runtime
 // sees it, as the kubelet does, so a container cannot redirect it.

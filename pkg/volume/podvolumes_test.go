@@ -192,3 +192,33 @@ func TestLiteralEnv(t *testing.T) {
 		t.Errorf("literalEnv = %v", got)
 	}
 }
+
+// The documented example: POD_NAME comes from the downward API, which only
+// the container's resolved environment has. Mounts, with literal values
+// alone, cannot expand it; MountsWithEnv does.
+func TestMountsWithEnvExpandsValueFrom(t *testing.T) {
+	pv, podDir, fm := subPathFixture(t)
+	volDir := pv["data"].HostPath
+	c := &v1.Container{Name: "main",
+		Env:          []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+		VolumeMounts: []v1.VolumeMount{{Name: "data", MountPath: "/logs", SubPathExpr: "$(POD_NAME)"}},
+	}
+	if _, err := pv.Mounts(c); !errContains(err, "missing value for POD_NAME") {
+		t.Errorf("Mounts = %v, want the variable missing", err)
+	}
+	got, err := pv.MountsWithEnv(c, map[string]string{"POD_NAME": "web-0"})
+	if err != nil {
+		t.Fatalf("MountsWithEnv: %v", err)
+	}
+	target := filepath.Join(podDir, "volume-subpaths", "data", "main", "0")
+	if len(got) != 1 || got[0].HostPath != target || got[0].ContainerPath != "/logs" {
+		t.Fatalf("mounts = %v, want /logs from %s", got, target)
+	}
+	if src := fm.binds[target]; src != filepath.Join(volDir, "web-0") {
+		t.Errorf("bind on %s from %q, want %s", target, src, filepath.Join(volDir, "web-0"))
+	}
+	// An empty value is as missing as an unset one, as with the kubelet.
+	if _, err := pv.MountsWithEnv(c, map[string]string{"POD_NAME": ""}); !errContains(err, "missing value for POD_NAME") {
+		t.Errorf("MountsWithEnv with an empty value = %v", err)
+	}
+}

@@ -5,6 +5,7 @@ package e2enode
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +315,33 @@ func TestPodsDeletedWhileAgentDownAreCleaned(t *testing.T) {
 	waitFor(t, "the restarted agent to remove the orphaned pod", 30*time.Second, func(ctx context.Context) (bool, error) {
 		return len(criSandboxes(t, rs, string(pod.UID))) == 0 && len(criContainers(t, rs, string(pod.UID), "")) == 0 &&
 			len(mountsUnder(t, rootDir()+"/pods/"+string(pod.UID))) == 0, nil
+	})
+}
+
+// The documented subPathExpr example: POD_NAME from the downward API names
+// the container's directory in the volume (issue 12: valueFrom variables
+// were not expanded and the container failed with
+// CreateContainerConfigError).
+func TestSubPathExprWithDownwardAPIEnv(t *testing.T) {
+	startAgent(t)
+	waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
+	ns := createNamespace(t)
+	pod := createPod(t, &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "subpath-expr", Namespace: ns},
+		Spec: v1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []v1.Container{{Name: "app", Image: busyboxImage, ImagePullPolicy: v1.PullNever,
+				Command: []string{"sh", "-c", "echo hello > /logs/out; sleep 3600"},
+				Env: []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{
+					FieldRef: &v1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}}},
+				VolumeMounts: []v1.VolumeMount{{Name: "logs", MountPath: "/logs", SubPathExpr: "$(POD_NAME)"}}}},
+			Volumes: []v1.Volume{{Name: "logs", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}},
+		},
+	})
+	got := waitPod(t, ns, pod.Name, "Running", 90*time.Second, phaseIs(v1.PodRunning))
+	file := filepath.Join(rootDir(), "pods", string(got.UID), "volumes", "kubernetes.io~empty-dir", "logs", pod.Name, "out")
+	waitFor(t, "the container's file in its subPathExpr directory", 30*time.Second, func(context.Context) (bool, error) {
+		b, err := os.ReadFile(file)
+		return err == nil && string(b) == "hello\n", nil
 	})
 }

@@ -437,3 +437,30 @@ func bindNodeProxy(t *testing.T, kind, name, ns string) {
 		_ = client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding, metav1.DeleteOptions{})
 	})
 }
+
+// Requests to the debug routes that the agent refuses (401, 403) leave an
+// audit line each, with who, what and the status (issue 12).
+func TestRefusedDebugRequestsAreAudited(t *testing.T) {
+	audit := auditLogPath(t)
+	startAgent(t, "--debug-audit-log="+audit)
+	stranger := userCert(t, "e2e-stranger")
+	path := "/exec/e2e-ns/web/app?command=cat&command=/etc/shadow"
+	if code := agentGet(t, path, nil, ""); code != http.StatusUnauthorized {
+		t.Errorf("anonymous exec = %d, want 401", code)
+	}
+	if code := agentGet(t, path, &stranger, ""); code != http.StatusForbidden {
+		t.Errorf("exec without RBAC = %d, want 403", code)
+	}
+	want := map[float64]string{http.StatusUnauthorized: "system:anonymous", http.StatusForbidden: "e2e-stranger"}
+	entries := auditEntries(t, audit)
+	if len(entries) != len(want) {
+		t.Fatalf("audit lines = %v, want one per refused request", entries)
+	}
+	for _, e := range entries {
+		status, _ := e["status"].(float64)
+		if e["user"] != want[status] || e["kind"] != "exec" || e["namespace"] != "e2e-ns" || e["pod"] != "web" ||
+			e["container"] != "app" || fmt.Sprint(e["command"]) != "[cat /etc/shadow]" {
+			t.Errorf("audit line = %v", e)
+		}
+	}
+}
