@@ -3,6 +3,8 @@
 // managers do: each referenced object has a list and watch of its own (a
 // field selector on its name), started when the first pod references it
 // and stopped when the last stops, or once the object is seen immutable.
+// A watch no one read for a while (DefaultMaxIdle) stops too, and starts
+// again, with a fresh list, on the next read.
 //
 // Single-object watches are what the Node authorizer allows a node, for
 // objects its pods reference; they make a pod sync purely local, where a
@@ -23,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 )
 
 // DefaultSyncTimeout is how long Get waits for a new watch's first list,
@@ -30,11 +33,20 @@ import (
 // fails soon and is retried, instead of holding its worker.
 const DefaultSyncTimeout = time.Second
 
+// DefaultMaxIdle is how long a watch runs without reads before it stops,
+// until the next read: the kubelet's five times its default sync
+// frequency. Volumes are read on every sync, so only objects read when a
+// container starts (env, pull secrets) go idle.
+const DefaultMaxIdle = 5 * time.Minute
+
 // Manager caches the ConfigMaps and Secrets of registered pods. Its
 // methods are safe for concurrent use.
 type Manager struct {
 	configMaps *objects
 	secrets    *objects
+	// cancel ends the watches and the idle check; wg waits for the check.
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu   sync.Mutex
 	pods map[types.UID]podRefs
@@ -49,19 +61,30 @@ type podRefs struct {
 // Option configures a Manager.
 type Option func(*config)
 
-type config struct{ syncTimeout time.Duration }
+type config struct {
+	syncTimeout, maxIdle time.Duration
+	clock                clock.WithTicker
+}
 
 // WithSyncTimeout sets how long a Get waits for a new watch's first list
 // (DefaultSyncTimeout otherwise).
 func WithSyncTimeout(d time.Duration) Option { return func(c *config) { c.syncTimeout = d } }
 
+// WithMaxIdle sets how long a watch runs without reads before it stops
+// until the next read (DefaultMaxIdle otherwise).
+func WithMaxIdle(d time.Duration) Option { return func(c *config) { c.maxIdle = d } }
+
+// WithClock sets the clock idle watches are timed with; tests use a fake.
+func WithClock(clk clock.WithTicker) Option { return func(c *config) { c.clock = clk } }
+
 // New returns a Manager reading through client. ctx bounds every watch
 // and gives them their logger; Stop ends them sooner.
 func New(ctx context.Context, client kubernetes.Interface, opts ...Option) *Manager {
-	cfg := config{syncTimeout: DefaultSyncTimeout}
+	cfg := config{syncTimeout: DefaultSyncTimeout, maxIdle: DefaultMaxIdle, clock: clock.RealClock{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	core := client.CoreV1()
 	configMaps := kind{
 		resource:  v1.Resource("configmap"),
@@ -93,11 +116,26 @@ func New(ctx context.Context, client kubernetes.Interface, opts ...Option) *Mana
 		},
 		client: client,
 	}
-	return &Manager{
-		configMaps: newObjects(ctx, configMaps, cfg.syncTimeout),
-		secrets:    newObjects(ctx, secrets, cfg.syncTimeout),
+	m := &Manager{
+		configMaps: newObjects(ctx, configMaps, cfg.syncTimeout, cfg.maxIdle, cfg.clock),
+		secrets:    newObjects(ctx, secrets, cfg.syncTimeout, cfg.maxIdle, cfg.clock),
+		cancel:     cancel,
 		pods:       map[types.UID]podRefs{},
 	}
+	ticker := cfg.clock.NewTicker(min(cfg.maxIdle, time.Minute))
+	m.wg.Go(func() {
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C():
+				m.configMaps.stopIdle()
+				m.secrets.stopIdle()
+			}
+		}
+	})
+	return m
 }
 
 // RegisterPod makes the Manager watch what pod references, and stop
@@ -179,6 +217,8 @@ func (m *Manager) Secret(ctx context.Context, namespace, name string) (*v1.Secre
 // Stop ends every watch and waits for them; registrations after it start
 // none.
 func (m *Manager) Stop() {
+	m.cancel()
+	m.wg.Wait()
 	m.configMaps.shutdown()
 	m.secrets.shutdown()
 }

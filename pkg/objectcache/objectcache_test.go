@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 // watches counts the watches the fake API server opened and those still
@@ -339,6 +340,9 @@ func TestImmutableObjectStopsItsWatch(t *testing.T) {
 	if err != nil || string(got.Data["k"]) != "1" {
 		t.Errorf("Secret after its watch stopped = %v, %v", got, err)
 	}
+	if opened, _ := w.counts("secrets", "metadata.name=s"); opened != 1 {
+		t.Errorf("immutable secret watched %d times, want 1: a read must not restart its watch", opened)
+	}
 	if _, open := w.counts("configmaps", "metadata.name=a"); open != 1 {
 		t.Errorf("%d watches on the mutable configMap, want 1", open)
 	}
@@ -422,5 +426,50 @@ func TestReferencesOf(t *testing.T) {
 	}
 	if got.namespace != "ns" {
 		t.Errorf("namespace %q, want ns", got.namespace)
+	}
+}
+
+func TestIdleWatchStopsAndRestartsOnRead(t *testing.T) {
+	client, w := newClient(t, configMap("env", "1"), configMap("vol", "1"))
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	clk := testingclock.NewFakeClock(time.Now())
+	m := New(ctx, client, WithMaxIdle(5*time.Minute), WithClock(clk), WithSyncTimeout(wait.ForeverTestTimeout))
+	defer func() { cancel(); m.Stop() }()
+	m.RegisterPod(podWith("p1", []string{"env", "vol"}, nil))
+	for _, name := range []string{"env", "vol"} {
+		if _, err := m.ConfigMap(ctx, "ns", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// "vol" is read every minute, as volumes are on every sync; "env" is
+	// not read again.
+	for range 6 {
+		waitFor(ctx, t, "the idle check's ticker", clk.HasWaiters)
+		clk.Step(time.Minute)
+		if _, err := m.ConfigMap(ctx, "ns", "vol"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(ctx, t, "the idle watch to stop", func() bool {
+		_, env := w.counts("configmaps", "metadata.name=env")
+		return env == 0
+	})
+	if _, vol := w.counts("configmaps", "metadata.name=vol"); vol != 1 {
+		t.Errorf("%d watches on the configMap read every minute, want 1", vol)
+	}
+
+	// Changed while nobody watched: a read restarts the watch and waits
+	// for a fresh list.
+	if _, err := client.CoreV1().ConfigMaps("ns").Update(ctx, configMap("env", "2"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := m.ConfigMap(ctx, "ns", "env")
+	if err != nil || cm.Data["k"] != "2" {
+		t.Errorf("ConfigMap after an idle stop = %v, %v; want k=2", cm, err)
+	}
+	if opened, open := w.counts("configmaps", "metadata.name=env"); opened != 2 || open != 1 {
+		t.Errorf("env watches opened %d, open %d; want 2 and 1", opened, open)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // kind is one kind of object the cache watches: how to list and watch it
@@ -40,7 +41,12 @@ type objects struct {
 	// ctx bounds every reflector and carries the logger.
 	ctx         context.Context
 	syncTimeout time.Duration
-	wg          sync.WaitGroup
+	clock       clock.PassiveClock
+	// maxIdle is how long a watch no one reads runs: objects read only
+	// when a container starts (env) then cost no watch until the next
+	// start.
+	maxIdle time.Duration
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	items   map[objectKey]*item
@@ -53,14 +59,20 @@ type objectKey struct{ namespace, name string }
 type item struct {
 	// refs are the pods that reference the object; the watch ends with
 	// the last.
-	refs  sets.Set[types.UID]
+	refs sets.Set[types.UID]
+	// store is replaced when a stopped watch restarts: the old reflector
+	// may still write to its own while it stops.
 	store *syncedStore
 	// stop ends the reflector; nil once it is stopped.
-	stop context.CancelFunc
+	stop       context.CancelFunc
+	lastAccess time.Time
+	// immutable is set once the object was seen immutable: its watch
+	// never restarts.
+	immutable bool
 }
 
-func newObjects(ctx context.Context, k kind, syncTimeout time.Duration) *objects {
-	return &objects{kind: k, ctx: ctx, syncTimeout: syncTimeout, items: map[objectKey]*item{}}
+func newObjects(ctx context.Context, k kind, syncTimeout, maxIdle time.Duration, clk clock.PassiveClock) *objects {
+	return &objects{kind: k, ctx: ctx, syncTimeout: syncTimeout, maxIdle: maxIdle, clock: clk, items: map[objectKey]*item{}}
 }
 
 // addReference notes that pod uid references namespace/name, starting its
@@ -71,7 +83,7 @@ func (o *objects) addReference(namespace, name string, uid types.UID) {
 	defer o.mu.Unlock()
 	it, ok := o.items[key]
 	if !ok {
-		it = &item{refs: sets.New[types.UID](), store: &syncedStore{Store: cache.NewStore(cache.MetaNamespaceKeyFunc)}}
+		it = &item{refs: sets.New[types.UID](), lastAccess: o.clock.Now()}
 		if !o.stopped {
 			o.startLocked(key, it)
 		}
@@ -112,7 +124,8 @@ func (o *objects) startLocked(key objectKey, it *item) {
 			return o.watch(ctx, key.namespace, opts)
 		},
 	}
-	r := cache.NewReflectorWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, o.client), o.newObject(), it.store, cache.ReflectorOptions{
+	store := &syncedStore{Store: cache.NewStore(cache.MetaNamespaceKeyFunc)}
+	r := cache.NewReflectorWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, o.client), o.newObject(), store, cache.ReflectorOptions{
 		Name: fmt.Sprintf("%s %s/%s", o.resource.Resource, key.namespace, key.name),
 		// As the kubelet's: one object changes seldom, and re-opening
 		// thousands of watches every few minutes costs the API server.
@@ -120,6 +133,7 @@ func (o *objects) startLocked(key objectKey, it *item) {
 	})
 	ctx, cancel := context.WithCancel(o.ctx)
 	it.stop = cancel
+	it.store = store
 	o.wg.Go(func() { r.RunWithContext(ctx) })
 }
 
@@ -136,22 +150,31 @@ func (o *objects) get(ctx context.Context, namespace, name string) (runtime.Obje
 	key := objectKey{namespace, name}
 	o.mu.Lock()
 	it, ok := o.items[key]
+	var store *syncedStore
+	if ok {
+		it.lastAccess = o.clock.Now()
+		if it.stop == nil && !it.immutable && !o.stopped {
+			// Stopped as idle: the object may have changed since.
+			o.startLocked(key, it)
+		}
+		store = it.store
+	}
 	o.mu.Unlock()
-	if !ok {
+	if !ok || store == nil {
 		// Objects are read for pods being synced, which registers them
 		// first: this is a caller's mistake, not a missing object.
 		return nil, fmt.Errorf("%s %q/%q not registered", o.resource.Resource, namespace, name)
 	}
-	if !it.store.hasSynced() {
+	if !store.hasSynced() {
 		ctx, cancel := context.WithTimeout(ctx, o.syncTimeout)
 		defer cancel()
 		if err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
-			return it.store.hasSynced(), nil
+			return store.hasSynced(), nil
 		}); err != nil {
 			return nil, fmt.Errorf("failed to sync %s cache: %w", o.resource, err)
 		}
 	}
-	obj, exists, err := it.store.GetByKey(cache.NewObjectName(namespace, name).String())
+	obj, exists, err := store.GetByKey(cache.NewObjectName(namespace, name).String())
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +185,7 @@ func (o *objects) get(ctx context.Context, namespace, name string) (runtime.Obje
 		// It can no longer change: the watch is of no more use, and the
 		// store keeps the object for as long as pods reference it.
 		o.mu.Lock()
+		it.immutable = true
 		if it.stop != nil {
 			it.stopLocked()
 			klog.FromContext(o.ctx).V(4).Info("Stopped watching an immutable object", "resource", o.resource.Resource, "object", klog.KRef(namespace, name))
@@ -169,6 +193,21 @@ func (o *objects) get(ctx context.Context, namespace, name string) (runtime.Obje
 		o.mu.Unlock()
 	}
 	return obj.(runtime.Object), nil
+}
+
+// stopIdle stops the watches no one read for maxIdle. A watch that has
+// not listed yet keeps going: stopping it would throw away a list an
+// overloaded API server may be working on.
+func (o *objects) stopIdle() {
+	now := o.clock.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for key, it := range o.items {
+		if it.stop != nil && it.store.hasSynced() && now.Sub(it.lastAccess) > o.maxIdle {
+			it.stopLocked()
+			klog.FromContext(o.ctx).V(4).Info("Stopped watching an object not read for a while", "resource", o.resource.Resource, "object", klog.KRef(key.namespace, key.name), "maxIdle", o.maxIdle)
+		}
+	}
 }
 
 // shutdown ends every watch and waits for their reflectors to return; later
