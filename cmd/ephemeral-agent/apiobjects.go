@@ -2,38 +2,54 @@ package main
 
 import (
 	"context"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/objectcache"
 )
 
-// apiObjects reads what pods reference (configMaps, secrets) and requests
-// service account tokens, one GET or POST each: the Node authorizer allows
-// exactly these for pods bound to the node, and no list or watch.
-type apiObjects struct{ client kubernetes.Interface }
+// apiObjects gives what pods reference: configMaps and secrets from the
+// watch-based cache (a sync never waits on a GET), service account tokens
+// with one POST each. The Node authorizer allows exactly these for pods
+// bound to the node.
+type apiObjects struct {
+	client  kubernetes.Interface
+	objects *objectcache.Manager
+}
 
 func (a apiObjects) ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error) {
-	cm, err := a.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
-	return cm, kubeletNotFound(err, "configmap", name)
+	return a.objects.ConfigMap(ctx, namespace, name)
 }
 
 func (a apiObjects) Secret(ctx context.Context, namespace, name string) (*v1.Secret, error) {
-	s, err := a.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
-	return s, kubeletNotFound(err, "secret", name)
-}
-
-// kubeletNotFound words a NotFound error as the kubelet's (`configmap "x"
-// not found`, singular), which users see in Waiting messages and Events.
-func kubeletNotFound(err error, resource, name string) error {
-	if apierrors.IsNotFound(err) {
-		return apierrors.NewNotFound(v1.Resource(resource), name)
-	}
-	return err
+	return a.objects.Secret(ctx, namespace, name)
 }
 
 func (a apiObjects) CreateToken(ctx context.Context, namespace, serviceAccount string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
 	return a.client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, serviceAccount, req, metav1.CreateOptions{})
+}
+
+// registeringSyncer registers the objects a pod references before each of
+// its syncs, as the kubelet's SyncPod does, so that every read of the sync
+// finds its watch started; a pod gone or finished is unregistered, which
+// stops the watches no other pod needs.
+type registeringSyncer struct {
+	kuberuntime.PodSyncer
+	pods    kuberuntime.PodSource
+	objects *objectcache.Manager
+}
+
+func (s registeringSyncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, error) {
+	if pod, ok := s.pods.GetPodByUID(uid); ok && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
+		s.objects.RegisterPod(pod)
+	} else {
+		s.objects.UnregisterPod(uid)
+	}
+	return s.PodSyncer.SyncPod(ctx, uid)
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/objectcache"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podsource"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/prober"
@@ -50,6 +51,7 @@ type podMachinery struct {
 	lookup      *podstate.Lookup
 	status      *status.Manager
 	volumes     *volume.Manager
+	objects     *objectcache.Manager
 	cgroups     *cm.Manager // nil without --cgroups-per-qos
 	broadcaster record.EventBroadcaster
 	// services is the informer on all Services, for the containers'
@@ -80,10 +82,11 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	// Events carry the kubelet's source, as the tools that read them expect.
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: o.nodeName})
-	api := apiObjects{client}
+	objects := objectcache.New(ctx, client)
+	api := apiObjects{client: client, objects: objects}
 	clk := clock.RealClock{}
 
-	pm := &podMachinery{broadcaster: broadcaster, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers,
+	pm := &podMachinery{broadcaster: broadcaster, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers, objects: objects,
 		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(nodeAllocatable(o, machine)))}
 	// Mount propagation into containers needs the root directory shared.
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
@@ -166,7 +169,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 		Workers:      o.podSyncWorkers,
 		Resync:       o.syncFrequency,
 		RelistPeriod: o.relistPeriod,
-	}, pm.syncer, runtime)
+	}, registeringSyncer{PodSyncer: pm.syncer, pods: pm.source, objects: objects}, runtime)
 	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
 		return nil, err
 	}
@@ -192,6 +195,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 // syncs pods until ctx ends.
 func (pm *podMachinery) run(ctx context.Context) error {
 	defer pm.broadcaster.Shutdown()
+	defer pm.objects.Stop()
 	go pm.source.Run(ctx)
 	// The Service informer stops with run, whatever ends it.
 	servicesCtx, stopServices := context.WithCancel(ctx)
