@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/server"
@@ -207,7 +208,7 @@ func run(ctx context.Context, o *options) error {
 		},
 		Stats:           summary,
 		ResourceMetrics: resourceMetrics,
-	}, server.Check{Name: "ping", Check: func() error { return nil }})
+	}, healthChecks(nodes, pm.workers)...)
 
 	// Any component failing stops the others: a half-running agent would
 	// look healthy to the control plane while doing nothing.
@@ -262,4 +263,16 @@ func connectRuntime(ctx context.Context, endpoint string, timeout time.Duration)
 	}
 	logger.Info("Connected to the container runtime", "endpoint", endpoint)
 	return rs, nil
+}
+
+// healthChecks are the checks of /healthz, on the TLS port and the plain
+// one alike: the kubelet's ping and syncloop, its PLEG check (the relist),
+// and whether the runtime is up as the node's Ready condition last saw it.
+func healthChecks(nodes *node.Controller, workers *kuberuntime.Workers) []server.Check {
+	return []server.Check{
+		{Name: "ping", Check: func() error { return nil }},
+		{Name: "syncloop", Check: workers.SyncLoopHealthy},
+		{Name: "pleg", Check: workers.RelistHealthy},
+		{Name: "runtime", Check: func() error { return nodes.RuntimeHealth().RuntimeError() }},
+	}
 }

@@ -50,6 +50,15 @@
 // own backoff (package images), so a retry during it reports
 // ImagePullBackOff without pulling.
 //
+// # Health
+//
+// Workers answer two checks of the agent's /healthz, the kubelet's rules:
+// SyncLoopHealthy fails when pods wait in the queue and no worker took or
+// finished a sync for max(2 × the resync period, 5m) (an idle loop, or
+// one long sync with nothing else to do, is healthy); RelistHealthy fails
+// when no relist completed for 3m ("pleg was last seen active ...").
+// Both pass until Run starts.
+//
 // # Probes
 //
 // With a Prober (Deps.Prober, pkg/prober's Manager), every observation is

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 )
@@ -29,6 +30,8 @@ type WorkerConfig struct {
 	// RelistPeriod is how often the runtime is listed to notice container
 	// state changes (exits above all), as the kubelet's PLEG.
 	RelistPeriod time.Duration
+	// Clock times the health checks; nil is the real clock.
+	Clock clock.PassiveClock
 }
 
 // Workers runs per-pod syncs. Any trigger (pod informer, relist, retry,
@@ -41,6 +44,10 @@ type Workers struct {
 	syncer  PodSyncer
 	runtime Runtime
 	queue   workqueue.TypedRateLimitingInterface[types.UID]
+	clock   clock.PassiveClock
+
+	healthMu sync.Mutex
+	health   healthClock
 
 	mu       sync.Mutex
 	lastSeen map[string]seenObject // by CRI object ID, from the last relist
@@ -57,8 +64,13 @@ func NewWorkers(cfg WorkerConfig, syncer PodSyncer, rt Runtime) *Workers {
 	limiter := workqueue.NewTypedMaxOfRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](500*time.Millisecond, 30*time.Second),
 	)
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
 	return &Workers{
 		cfg:      cfg,
+		clock:    clk,
 		syncer:   syncer,
 		runtime:  rt,
 		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods"}),
@@ -72,6 +84,10 @@ func (w *Workers) Enqueue(uid types.UID) { w.queue.Add(uid) }
 // Run processes the queue and relists the runtime until ctx ends.
 func (w *Workers) Run(ctx context.Context) {
 	defer w.queue.ShutDown()
+	now := w.clock.Now()
+	w.healthMu.Lock()
+	w.health.started = now
+	w.healthMu.Unlock()
 	var wg sync.WaitGroup
 	for range max(w.cfg.Workers, 1) {
 		wg.Go(func() {
@@ -91,7 +107,9 @@ func (w *Workers) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer w.queue.Done(uid)
+	w.markProgress()
 	after, err := w.syncer.SyncPod(ctx, uid)
+	w.markProgress()
 	switch {
 	case err != nil && ctx.Err() == nil:
 		if !errors.Is(err, errRetry) {
@@ -117,6 +135,9 @@ func (w *Workers) processNext(ctx context.Context) bool {
 // relist. It also finds pods that exist only in the runtime (deleted while
 // the agent was down), whose sync removes them.
 func (w *Workers) relist(ctx context.Context) {
+	// Stamped when it began, as the kubelet's PLEG: a relist that takes
+	// long shows as late.
+	start := w.clock.Now()
 	sandboxes, err := w.runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
 		klog.FromContext(ctx).V(2).Info("Relist failed", "err", err)
@@ -138,6 +159,9 @@ func (w *Workers) relist(ctx context.Context) {
 			seen[c.GetId()] = seenObject{c.GetState().String(), types.UID(uid)}
 		}
 	}
+	w.healthMu.Lock()
+	w.health.relisted = start
+	w.healthMu.Unlock()
 	w.mu.Lock()
 	prev := w.lastSeen
 	w.lastSeen = seen

@@ -50,6 +50,28 @@ func findRuntimeCondition(s *runtimeapi.RuntimeStatus, typ string) *runtimeapi.R
 	return nil
 }
 
+// RuntimeError returns why the runtime cannot run containers at all (it
+// is unreachable, or reports RuntimeReady false), or nil: the "runtime"
+// check of the agent's /healthz. Unlike Ready, it leaves the network out
+// (a missing CNI config makes the node NotReady, not the agent broken),
+// and before the first Status call answered it says nothing.
+func (h RuntimeHealth) RuntimeError() error {
+	if h.Err != nil {
+		return fmt.Errorf("container runtime is down: %w", h.Err)
+	}
+	if h.Status == nil {
+		return nil
+	}
+	c := findRuntimeCondition(h.Status, runtimeapi.RuntimeReady)
+	switch {
+	case c == nil:
+		return fmt.Errorf("container runtime not ready: %s is not reported", runtimeapi.RuntimeReady)
+	case !c.Status:
+		return fmt.Errorf("container runtime not ready: %s=false reason:%s message:%s", runtimeapi.RuntimeReady, c.Reason, c.Message)
+	}
+	return nil
+}
+
 // Ready reports whether the runtime can run pods.
 func (h RuntimeHealth) Ready() bool { return len(h.problems()) == 0 }
 

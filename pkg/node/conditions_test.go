@@ -110,3 +110,29 @@ func TestConditionsChanged(t *testing.T) {
 		})
 	}
 }
+
+func TestRuntimeError(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		health RuntimeHealth
+		want   string // "" for no error
+	}{
+		{"ready", RuntimeHealth{Status: runtimeStatus(true, true)}, ""},
+		// A node without CNI config is NotReady, but the agent is not broken.
+		{"network not ready", RuntimeHealth{Status: runtimeStatus(true, false)}, ""},
+		{"not observed yet", RuntimeHealth{}, ""},
+		{"runtime unreachable", RuntimeHealth{Err: errors.New("connection refused")}, "container runtime is down: connection refused"},
+		{"runtime not ready", RuntimeHealth{Status: runtimeStatus(false, true)}, "container runtime not ready: RuntimeReady=false"},
+		{"runtime condition missing", RuntimeHealth{Status: &runtimeapi.RuntimeStatus{}}, "container runtime not ready: RuntimeReady is not reported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.health.RuntimeError()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("RuntimeError() = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("RuntimeError() = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

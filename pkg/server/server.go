@@ -27,7 +27,9 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Check is one health check; /healthz fails when any check fails.
+// Check is one health check; /healthz fails when any check fails, with
+// "[-]NAME failed: ERROR" in its body for each failed one. Check must be
+// quick: it runs on every request, from what others observed.
 type Check struct {
 	Name  string
 	Check func() error
@@ -116,9 +118,7 @@ func (s *Server) Run(ctx context.Context) error {
 			apiLn.Close()
 			return fmt.Errorf("listen for healthz: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/healthz", s.healthz())
-		hz := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hz := &http.Server{Handler: s.healthzMux(), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, hz)
 		serve = append(serve, func() error { return hz.Serve(hzLn) })
 		logger.Info("Serving healthz", "address", hzLn.Addr().String())
@@ -202,6 +202,14 @@ func (s *Server) apiMux() *http.ServeMux {
 	return mux
 }
 
+// healthzMux serves the plain healthz port: /healthz alone, with the same
+// checks as the TLS API's.
+func (s *Server) healthzMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", s.healthz())
+	return mux
+}
+
 // healthz answers "ok" when every check passes, and 500 naming the failed
 // checks otherwise, in the style of the Kubernetes healthz endpoints.
 func (s *Server) healthz() http.Handler {
@@ -215,6 +223,7 @@ func (s *Server) healthz() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if len(failed) > 0 {
+			klog.FromContext(r.Context()).V(2).Info("Healthz check failed", "checks", failed)
 			w.WriteHeader(http.StatusInternalServerError)
 			for _, f := range failed {
 				fmt.Fprintln(w, f)

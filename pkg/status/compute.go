@@ -454,9 +454,7 @@ func conditions(pod *v1.Pod, state *podstate.PodState, s *v1.PodStatus, now time
 	}
 	want = append(want, boolCondition(v1.ContainersReady, ready, readyReason, readyMsg), podReady)
 	out := make([]v1.PodCondition, 0, len(want)+1)
-	owned := map[v1.PodConditionType]bool{}
 	for _, w := range want {
-		owned[w.Type] = true
 		w.LastTransitionTime = metav1.NewTime(now)
 		for _, o := range pod.Status.Conditions {
 			if o.Type == w.Type && o.Status == w.Status {
@@ -466,7 +464,7 @@ func conditions(pod *v1.Pod, state *podstate.PodState, s *v1.PodStatus, now time
 		out = append(out, w)
 	}
 	for _, o := range pod.Status.Conditions {
-		if !owned[o.Type] {
+		if !ownsCondition(o.Type) {
 			out = append(out, o)
 		}
 	}

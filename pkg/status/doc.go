@@ -48,10 +48,18 @@
 // is kept and sent, so intermediate ones may be skipped, never the last. Each
 // is a strategic-merge patch of pods/status from the status the agent's
 // cache holds, carrying the pod's UID as a precondition, so a status never
-// lands on a pod that replaced the one it describes. A failed patch is
-// retried with backoff until it lands or the pod is gone; a status equal to
-// the cached one is not sent. A patch the API server refuses as invalid is
-// not retried as it is: the refusal is logged and told in one Warning Event
+// lands on a pod that replaced the one it describes. Before each patch the
+// status, computed from the pod as a sync read it, is laid over the newest
+// one the cache holds (Merge, as the kubelet's mergePodStatus): the agent
+// sends what it owns (phase, addresses, container statuses, the
+// PodReadyToStartContainers, Initialized, ContainersReady and Ready
+// conditions) and takes everything else from the newest status, so a
+// condition another writer set meanwhile (a readiness gate's,
+// DisruptionTarget, PodScheduled, any type it does not own) is never
+// reverted; Ready is derived again from the gates the patch carries. A
+// failed patch is retried with backoff until it lands or the pod is gone; a
+// status equal to the cached one is not sent. A patch the API server
+// refuses as invalid is not retried as it is: the refusal is logged and told in one Warning Event
 // FailedStatusUpdate on the pod (once per pod for the same refusal), and
 // the status is sent once more with the ephemeral container statuses, and
 // the container statuses the error names, left as the API holds them, so

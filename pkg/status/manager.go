@@ -48,7 +48,10 @@ const ReasonFailedStatusUpdate = "FailedStatusUpdate"
 // patch is retried with backoff until it lands or the pod is gone, so the
 // last status is never lost, though intermediate ones may be skipped. A
 // status equal to what the API already holds is not sent, and none goes
-// backwards from it (NoRegression).
+// backwards from it (NoRegression). What others own in the status (their
+// conditions, the nominated node, ...) is taken from the cached pod at
+// patch time (Merge), never from the older pod the status was computed
+// from.
 //
 // A patch the API server refuses as invalid is not retried as it is: the
 // same status would be refused forever, and with it everything else the
@@ -181,9 +184,11 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 		return nil
 	}
 	// The cache may have seen a newer status than the pod the status was
-	// computed from: it still must not go backwards from it.
+	// computed from: it still must not go backwards from it, nor undo what
+	// other writers set meanwhile (their conditions above all).
 	status := want.Status.DeepCopy()
 	NoRegression(&cur.Status, status, want)
+	status = Merge(cur, &cur.Status, status, m.clock.Now())
 	err := m.patch(ctx, want, &cur.Status, status)
 	if apierrors.IsInvalid(err) {
 		err = m.refused(ctx, want, &cur.Status, status, err)

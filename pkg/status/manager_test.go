@@ -614,3 +614,104 @@ func TestManagerNeverSendsBackwards(t *testing.T) {
 		t.Errorf("patch %s moves the terminated ephemeral container back", p)
 	}
 }
+
+// TestManagerKeepsOtherWritersConditions is the regression test of a stale
+// status clobbering other writers: the status is computed from the pod
+// read at the start of a sync, then another writer changes the pod's
+// status through the API (the cache sees it) before the patch is sent. The
+// patch must leave what that writer set as it is.
+func TestManagerKeepsOtherWritersConditions(t *testing.T) {
+	const gate = v1.PodConditionType("example.com/load-balancer")
+	later := metav1.NewTime(podstatetest.T0.Add(time.Minute))
+	for _, tc := range []struct {
+		name string
+		pod  *v1.Pod
+		// other is what the other writer does to the API's status after
+		// the agent computed its own.
+		other func(*v1.PodStatus)
+		check func(t *testing.T, got *v1.PodStatus)
+	}{
+		{
+			name: "DisruptionTarget added",
+			pod:  podstatetest.Pod(),
+			other: func(s *v1.PodStatus) {
+				s.Conditions = append(s.Conditions, v1.PodCondition{Type: v1.DisruptionTarget, Status: v1.ConditionTrue,
+					Reason: "EvictionByEvictionAPI", Message: "Eviction API: evicting", LastTransitionTime: later})
+			},
+			check: func(t *testing.T, got *v1.PodStatus) {
+				c := findPodCondition(got.Conditions, v1.DisruptionTarget)
+				if c == nil || c.Status != v1.ConditionTrue || c.Reason != "EvictionByEvictionAPI" {
+					t.Errorf("DisruptionTarget %+v after the patch, want the other writer's", c)
+				}
+			},
+		},
+		{
+			name: "readiness gate set True",
+			pod: podstatetest.Pod(func(p *v1.Pod) {
+				p.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: gate}}
+			}),
+			other: func(s *v1.PodStatus) {
+				s.Conditions = append(s.Conditions, v1.PodCondition{Type: gate, Status: v1.ConditionTrue, LastTransitionTime: later})
+			},
+			check: func(t *testing.T, got *v1.PodStatus) {
+				if c := findPodCondition(got.Conditions, gate); c == nil || c.Status != v1.ConditionTrue {
+					t.Errorf("gate condition %+v after the patch, want True", c)
+				}
+				// Ready follows the gate the patch carries, not the one the
+				// status was computed from.
+				if c := findPodCondition(got.Conditions, v1.PodReady); c == nil || c.Status != v1.ConditionTrue {
+					t.Errorf("Ready %+v after the patch, want True now that the gate is", c)
+				}
+			},
+		},
+		{
+			name: "other writer's condition removed",
+			pod: podstatetest.Pod(func(p *v1.Pod) {
+				p.Status.Conditions = []v1.PodCondition{{Type: "example.com/custom", Status: v1.ConditionTrue}}
+			}),
+			other: func(s *v1.PodStatus) { s.Conditions = nil },
+			check: func(t *testing.T, got *v1.PodStatus) {
+				if c := findPodCondition(got.Conditions, "example.com/custom"); c != nil {
+					t.Errorf("removed condition %+v brought back by the patch", c)
+				}
+			},
+		},
+		{
+			name:  "nominated node set",
+			pod:   podstatetest.Pod(),
+			other: func(s *v1.PodStatus) { s.NominatedNodeName = "node-2" },
+			check: func(t *testing.T, got *v1.PodStatus) {
+				if got.NominatedNodeName != "node-2" {
+					t.Errorf("nominatedNodeName %q after the patch, want node-2", got.NominatedNodeName)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			m, client, cache := newTestManager(t, tc.pod)
+			// Computed from the pod as the sync read it.
+			m.SetPodStatus(tc.pod, stateWithIP("10.0.0.1"), nil)
+			// Meanwhile another writer changes the status; the cache sees it.
+			newer := apiPod(ctx, t, client, tc.pod)
+			tc.other(&newer.Status)
+			newer, err := client.CoreV1().Pods(newer.Namespace).UpdateStatus(ctx, newer, metav1.UpdateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache.set(newer.DeepCopy())
+			if err := m.send(ctx, tc.pod.UID); err != nil {
+				t.Fatal(err)
+			}
+			if len(statusPatches(client)) != 1 {
+				t.Fatalf("%d status patches, want 1", len(statusPatches(client)))
+			}
+			got := apiPod(ctx, t, client, tc.pod)
+			// What the agent owns landed.
+			if got.Status.PodIP != "10.0.0.1" || got.Status.Phase != v1.PodRunning || findPodCondition(got.Status.Conditions, v1.ContainersReady) == nil {
+				t.Errorf("API holds podIP %q phase %q conditions %v, want the agent's status", got.Status.PodIP, got.Status.Phase, got.Status.Conditions)
+			}
+			tc.check(t, &got.Status)
+		})
+	}
+}

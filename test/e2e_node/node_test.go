@@ -120,6 +120,10 @@ func TestReadyFollowsRuntime(t *testing.T) {
 	if ready.Reason != "KubeletNotReady" || !strings.Contains(ready.Message, "container runtime is down") {
 		t.Errorf("Ready while containerd is stopped = %s/%q, want KubeletNotReady/\"container runtime is down...\"", ready.Reason, ready.Message)
 	}
+	// /healthz says so too, with the reason, from the same observation.
+	if code, body := loopbackHealthz(t); code != http.StatusInternalServerError || !strings.Contains(body, "[-]runtime failed: container runtime is down") {
+		t.Errorf("loopback /healthz while containerd is stopped = %d %q, want 500 naming the runtime", code, body)
+	}
 
 	clusterScript(t, "start", "containerd")
 	restarted = true
@@ -127,6 +131,21 @@ func TestReadyFollowsRuntime(t *testing.T) {
 	if r := readyCondition(node); r.Reason != "KubeletReady" {
 		t.Errorf("Ready reason after containerd returned = %q, want KubeletReady", r.Reason)
 	}
+	if code, body := loopbackHealthz(t); code != http.StatusOK || body != "ok" {
+		t.Errorf("loopback /healthz after containerd returned = %d %q, want 200 ok", code, body)
+	}
+}
+
+// loopbackHealthz returns the plain healthz port's answer.
+func loopbackHealthz(t *testing.T) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + testEnv.healthzPort + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 func TestAgentRestartsCleanly(t *testing.T) {
