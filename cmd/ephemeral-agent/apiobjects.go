@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
@@ -45,7 +44,7 @@ type registeringSyncer struct {
 	objects *objectcache.Manager
 }
 
-func (s registeringSyncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, error) {
+func (s registeringSyncer) SyncPod(ctx context.Context, uid types.UID) (kuberuntime.SyncResult, error) {
 	if pod, ok := s.pods.GetPodByUID(uid); ok && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
 		s.objects.RegisterPod(pod)
 	} else {

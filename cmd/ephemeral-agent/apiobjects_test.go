@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"testing"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/objectcache"
 )
 
@@ -27,9 +27,9 @@ type readingSyncer struct {
 	err error
 }
 
-func (r *readingSyncer) SyncPod(ctx context.Context, _ types.UID) (time.Duration, error) {
+func (r *readingSyncer) SyncPod(ctx context.Context, _ types.UID) (kuberuntime.SyncResult, error) {
 	_, r.err = r.api.ConfigMap(ctx, "ns", "settings")
-	return 0, nil
+	return kuberuntime.SyncResult{}, nil
 }
 
 // A sync reads the objects of its pod from the cache, registered before

@@ -12,9 +12,9 @@
 // container a sidecar, are the init containers done, which instance is
 // current) are package podstate's. Syncer reads the pod's state through a
 // podstate.Observer, calls Plan, executes the Actions in a fixed order
-// (kill, remove, create sandbox, start containers) with one podSync
-// carrying what the steps share, and hands the state it observes afterwards
-// to a StatusSink.
+// (kill, remove old containers and sandboxes, create sandbox, start
+// containers) with one podSync carrying what the steps share, and hands
+// the state it observes afterwards to a StatusSink.
 //
 // # Exactly once
 //
@@ -46,7 +46,11 @@
 // parallel. A sync that returns an error (a container failed to start, a
 // volume could not be prepared) is retried with per-pod exponential backoff
 // from 500ms to 30s; a successful one is synced again after the crash-loop
-// backoff it waits for, or after the resync period. Image pulls keep their
+// backoff it waits for, or after the resync period. A pod gone from the API
+// and, observed again after its removal, from the runtime, with its volumes
+// torn down, is forgotten (SyncResult.Gone): no timer, no backoff, no
+// relist memory of it, and every collaborator's ForgetPod was called, so
+// nothing grows with the pods that came and went. Image pulls keep their
 // own backoff (package images), so a retry during it reports
 // ImagePullBackOff without pulling.
 //

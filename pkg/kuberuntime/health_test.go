@@ -126,7 +126,7 @@ func TestWorkersSyncLoopHealth(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	release := make(chan struct{})
 	started := make(chan types.UID, 10)
-	s := syncerFunc(func(ctx context.Context, uid types.UID) (time.Duration, error) {
+	s := syncerFunc(func(ctx context.Context, uid types.UID) (SyncResult, error) {
 		started <- uid
 		if uid == "stuck" {
 			select {
@@ -134,7 +134,7 @@ func TestWorkersSyncLoopHealth(t *testing.T) {
 			case <-ctx.Done():
 			}
 		}
-		return 0, nil
+		return SyncResult{}, nil
 	})
 	rt := criapitesting.NewFakeRuntimeService()
 	w := NewWorkers(WorkerConfig{Workers: 1, Resync: time.Minute, RelistPeriod: time.Hour, Clock: clk}, s, rt)

@@ -53,6 +53,13 @@ type Actions struct {
 	// ContainersToRemove are exited instances no longer needed (older than
 	// the two newest of a regular or init container).
 	ContainersToRemove []string
+	// SandboxesToRemove are sandboxes no longer needed, as the kubelet's
+	// container GC (evictSandboxes) finds them: not ready, holding no
+	// container of any state, and not the pod's newest (any, for a pod
+	// gone from the API). A container keeps its sandbox: an exited
+	// ephemeral container, the witness that it ran, is never removed, nor
+	// the sandbox around it.
+	SandboxesToRemove []string
 	// RequeueAfter is when the pod wants another sync without any event:
 	// the earliest backoff expiry or its active deadline. Zero means no
 	// such need.
@@ -101,6 +108,13 @@ type BackOffAction struct {
 // pure function: everything it knows is in its arguments, so the rules read
 // as table tests. pod is nil when the pod no longer exists in the API.
 func Plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
+	a := planPod(pod, state, now)
+	a.SandboxesToRemove = oldSandboxes(state, pod == nil)
+	return a
+}
+
+// planPod is Plan but for the sandboxes to remove, which every case shares.
+func planPod(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 	if pod == nil || pod.DeletionTimestamp != nil || podFinished(pod, state) {
 		return Actions{KillPod: hasRunning(state)}
 	}
@@ -184,7 +198,7 @@ func plan(pod *v1.Pod, state *podstate.PodState, now time.Time) Actions {
 // containers that mount none, and the record of lost ones. It is what a
 // sync may still do while the pod's volumes cannot be set up.
 func (a Actions) withoutVolumes(pod *v1.Pod) Actions {
-	out := Actions{SandboxID: a.SandboxID, EphemeralLost: a.EphemeralLost}
+	out := Actions{SandboxID: a.SandboxID, EphemeralLost: a.EphemeralLost, SandboxesToRemove: a.SandboxesToRemove}
 	if a.SandboxID == "" {
 		return out
 	}
@@ -386,6 +400,29 @@ func (p *planner) finish() {
 			a.RequeueAfter = d
 		}
 	}
+}
+
+// oldSandboxes returns the sandboxes of state to remove, by the kubelet's
+// rule: a sandbox that is ready or holds any container stays; of the
+// others, all go for a pod that is gone, all but the newest sandbox for
+// one that exists. The newest stays even when it is dead and empty: it
+// carries the attempt the next sandbox counts on from.
+func oldSandboxes(state *podstate.PodState, gone bool) []string {
+	if state == nil {
+		return nil
+	}
+	holding := make(map[string]bool, len(state.Containers))
+	for i := range state.Containers {
+		holding[state.Containers[i].SandboxID] = true
+	}
+	var out []string
+	for i, sb := range state.Sandboxes {
+		if (i == 0 && !gone) || sb.Ready || holding[sb.ID] {
+			continue
+		}
+		out = append(out, sb.ID)
+	}
+	return out
 }
 
 // restartDelay is the crash-loop backoff before restarting c, derived from

@@ -722,3 +722,108 @@ func TestPlanSidecarStartupGate(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanOldSandboxes is the kubelet's sandbox GC rule (evictSandboxes):
+// a sandbox goes once it is not ready, holds no container of any state and
+// is not the pod's newest; every such sandbox goes once the pod is gone
+// from the API.
+func TestPlanOldSandboxes(t *testing.T) {
+	deleting := func(p *v1.Pod) { now := metav1.NewTime(t0); p.DeletionTimestamp = &now }
+	sandboxes := func(sbs ...podstate.Sandbox) []podstate.Sandbox { return sbs }
+	for _, tc := range []struct {
+		name  string
+		pod   *v1.Pod // nil: gone from the API
+		state *podstate.PodState
+		want  []string
+	}{
+		{
+			name:  "one dead empty sandbox: the newest stays",
+			pod:   testPod(),
+			state: state(sandboxes(deadSandbox("sb1", 0))),
+		},
+		{
+			name: "older dead empty sandboxes go, the ready newest stays",
+			pod:  testPod(),
+			state: state(sandboxes(deadSandbox("sb1", 0), deadSandbox("sb2", 1), readySandbox("sb3", 2)),
+				ctr("c3", "sb3", regT, "app", running, 2, 0)),
+			want: []string{"sb2", "sb1"},
+		},
+		{
+			name: "a dead newest stays while older empty ones go",
+			pod:  testPod(),
+			state: state(sandboxes(deadSandbox("sb1", 0), deadSandbox("sb2", 1)),
+				ctr("c2", "sb2", regT, "app", exited, 1, 0)),
+			want: []string{"sb1"},
+		},
+		{
+			name: "an exited container keeps its sandbox",
+			pod:  testPod(),
+			state: state(sandboxes(deadSandbox("sb1", 0), readySandbox("sb2", 1)),
+				ctr("c1", "sb1", regT, "app", exited, 0, 1), ctr("c2", "sb2", regT, "app", running, 1, 0)),
+		},
+		{
+			name: "a created, never started container keeps its sandbox",
+			pod:  testPod(),
+			state: state(sandboxes(deadSandbox("sb1", 0), readySandbox("sb2", 1)),
+				ctr("c1", "sb1", initT, "i1", created, 0, 0)),
+		},
+		{
+			name: "an exited ephemeral container keeps its sandbox: the witness that it ran",
+			pod:  testPod(withEphemeral("debugger", "app")),
+			state: state(sandboxes(deadSandbox("sb1", 0), readySandbox("sb2", 1)),
+				ctr("e1", "sb1", ephT, "debugger", exited, 0, 0), ctr("c2", "sb2", regT, "app", running, 1, 0)),
+		},
+		{
+			name:  "an older sandbox that is still ready stays",
+			pod:   testPod(),
+			state: state(sandboxes(readySandbox("sb1", 0), readySandbox("sb2", 1))),
+		},
+		{
+			name: "of a pod being deleted, the newest stays",
+			pod:  testPod(deleting),
+			state: state(sandboxes(deadSandbox("sb1", 0), deadSandbox("sb2", 1)),
+				ctr("c2", "sb2", regT, "app", exited, 1, 0)),
+			want: []string{"sb1"},
+		},
+		{
+			name:  "of a finished pod, the newest stays",
+			pod:   testPod(withPolicy(v1.RestartPolicyNever)),
+			state: state(sandboxes(deadSandbox("sb1", 0), deadSandbox("sb2", 1)), ctr("c2", "sb2", regT, "app", exited, 1, 0)),
+			want:  []string{"sb1"},
+		},
+		{
+			name: "of a pod gone from the API, every dead empty sandbox, the newest too",
+			state: state(sandboxes(deadSandbox("sb1", 0), deadSandbox("sb2", 1), readySandbox("sb3", 2), deadSandbox("sb4", 3)),
+				ctr("c2", "sb2", regT, "app", exited, 1, 0)),
+			want: []string{"sb4", "sb1"},
+		},
+		{
+			name:  "no sandbox",
+			pod:   testPod(),
+			state: state(nil),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Plan(tc.pod, tc.state, t0.Add(time.Hour)).SandboxesToRemove
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("SandboxesToRemove = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Sandbox GC goes with the plan's other actions, and stays when volumes
+// fail: removing a dead sandbox needs none.
+func TestPlanOldSandboxesWithOtherActions(t *testing.T) {
+	pod := testPod()
+	st := state([]podstate.Sandbox{deadSandbox("sb1", 0), deadSandbox("sb2", 1)}, ctr("c2", "sb2", regT, "app", exited, 1, 0))
+	want := Actions{KillPod: false, CreateSandbox: true, SandboxAttempt: 2,
+		ContainersToStart: []StartAction{start(regT, 0, "app", 2)}, SandboxesToRemove: []string{"sb1"}}
+	got := Plan(pod, st, t0.Add(time.Hour))
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Plan() =\n  %+v\nwant\n  %+v", got, want)
+	}
+	if w := got.withoutVolumes(pod); !reflect.DeepEqual(w.SandboxesToRemove, []string{"sb1"}) {
+		t.Errorf("withoutVolumes dropped the sandboxes to remove: %+v", w)
+	}
+}

@@ -102,9 +102,9 @@ func NewSyncer(cfg Config, deps Deps) *Syncer {
 var errRetry = errors.New("pod sync left work undone")
 
 // SyncPod syncs the pod with that UID once. It returns when the pod wants
-// its next sync without any event (0: none) and an error when the sync
-// must be retried with backoff.
-func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, error) {
+// its next sync without any event, or that nothing of the pod is left to
+// sync, and an error when the sync must be retried with backoff.
+func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (SyncResult, error) {
 	pod, exists := s.Pods.GetPodByUID(uid)
 	logger := klog.FromContext(ctx).WithValues("podUID", uid)
 	if exists {
@@ -114,14 +114,14 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 
 	state, err := s.Observer.Observe(ctx, uid)
 	if err != nil {
-		return 0, err
+		return SyncResult{}, err
 	}
 	if !exists {
-		return 0, s.removePod(ctx, uid, state)
+		return s.removePod(ctx, uid, state)
 	}
 	if s.Gate != nil {
 		if r, first := s.Gate.Admit(ctx, pod); !r.Admit {
-			return 0, s.rejectPod(ctx, pod, state, r, first)
+			return SyncResult{}, s.rejectPod(ctx, pod, state, r, first)
 		}
 	}
 	s.probe(pod, state)
@@ -164,7 +164,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 
 	if actions.KillPod || actions.CreateSandbox || len(actions.ContainersToStart) > 0 || len(actions.ContainersToKill) > 0 {
 		if state, err = s.Observer.Observe(ctx, uid); err != nil {
-			return 0, err
+			return SyncResult{}, err
 		}
 		s.probe(pod, state)
 	}
@@ -174,16 +174,16 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (time.Duration, err
 
 	if pod.DeletionTimestamp != nil && !hasRunning(state) {
 		if err := s.Status.DeletePod(ctx, pod); err != nil {
-			return 0, fmt.Errorf("delete terminated pod: %w", err)
+			return SyncResult{}, fmt.Errorf("delete terminated pod: %w", err)
 		}
 	}
 	if volumeErr != nil {
-		return 0, volumeErr
+		return SyncResult{}, volumeErr
 	}
 	if failed {
-		return actions.RequeueAfter, errRetry
+		return SyncResult{RequeueAfter: actions.RequeueAfter}, errRetry
 	}
-	return actions.RequeueAfter, nil
+	return SyncResult{RequeueAfter: actions.RequeueAfter}, nil
 }
 
 // rejectPod reports a pod the node rejected at admission, as the
@@ -293,6 +293,9 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 			logger.V(2).Info("Failed to remove old container", "containerID", id, "err", err)
 		}
 	}
+	for _, id := range a.SandboxesToRemove {
+		p.removeSandbox(ctx, id)
+	}
 	p.recordEphemeral(ctx)
 	for _, name := range a.EphemeralLost {
 		p.reportLost(ctx, name)
@@ -334,6 +337,29 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 		}
 	}
 	return failed
+}
+
+// removeSandbox removes a sandbox the plan found no longer needed, as the
+// kubelet's container GC does: stopped first, in case something (an agent
+// killed mid-way) left it running, and only if the runtime lists no
+// container in it, whatever its labels: removing a sandbox removes its
+// containers, and an ephemeral container's is the witness that it ran.
+// Failures are logged only; the next sync plans it again.
+func (p *podSync) removeSandbox(ctx context.Context, id string) {
+	logger := klog.FromContext(ctx).WithValues("sandboxID", id)
+	held, err := p.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: id})
+	if err != nil || len(held) > 0 {
+		logger.V(4).Info("Keeping old pod sandbox", "containers", len(held), "err", err)
+		return
+	}
+	logger.V(4).Info("Removing old pod sandbox")
+	if err := p.Runtime.StopPodSandbox(ctx, id); err != nil {
+		logger.Error(err, "Failed to stop sandbox before removing")
+		return
+	}
+	if err := p.Runtime.RemovePodSandbox(ctx, id); err != nil {
+		logger.Error(err, "Failed to remove sandbox")
+	}
 }
 
 // recordEphemeral keeps a start record for every ephemeral container the
@@ -584,23 +610,51 @@ func (s *Syncer) stopContainerInTurn(ctx context.Context, pod *v1.Pod, id string
 	return nil
 }
 
-// removePod removes every runtime object and volume of a pod that no longer
-// exists in the API.
-func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.PodState) error {
-	logger := klog.FromContext(ctx)
+// removePod removes every runtime object, log and volume of a pod that no
+// longer exists in the API, and forgets it everywhere. It reports the pod
+// gone once the runtime holds nothing of it, observed again after the
+// removal, and its volumes are torn down: the pod then leaves the workers.
+func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.PodState) (SyncResult, error) {
 	if s.Gate != nil {
 		s.Gate.Forget(uid)
 	}
-	if len(state.Sandboxes) == 0 && len(state.Containers) == 0 {
-		if s.Prober != nil {
-			s.Prober.ForgetPod(uid)
+	if len(state.Sandboxes) > 0 || len(state.Containers) > 0 {
+		if err := s.removeRuntimeObjects(ctx, state); err != nil {
+			return SyncResult{}, err
 		}
-		s.Status.ForgetPod(uid)
-		s.Images.ForgetPod(uid)
-		s.removeCgroup(ctx, uid)
-		return s.Volumes.TearDown(ctx, uid)
+		// What is gone is seen gone, so that the Observer's cache of
+		// the pod is emptied too; what a runtime kept despite the calls
+		// is tried again.
+		left, err := s.Observer.Observe(ctx, uid)
+		if err != nil {
+			return SyncResult{}, err
+		}
+		if len(left.Sandboxes) > 0 || len(left.Containers) > 0 {
+			return SyncResult{}, fmt.Errorf("runtime still holds %d sandboxes and %d containers of a removed pod", len(left.Sandboxes), len(left.Containers))
+		}
 	}
-	logger.V(1).Info("Removing runtime objects of a pod that no longer exists")
+	s.removeCgroup(ctx, uid)
+	if dirs, _ := filepath.Glob(filepath.Join(s.cfg.PodLogsDir, "*_"+string(uid))); len(dirs) > 0 {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}
+	s.Status.ForgetPod(uid)
+	s.Images.ForgetPod(uid)
+	s.Metrics.forgetPod(uid)
+	if s.Prober != nil {
+		s.Prober.ForgetPod(uid)
+	}
+	if err := s.Volumes.TearDown(ctx, uid); err != nil {
+		return SyncResult{}, err
+	}
+	return SyncResult{Gone: true}, nil
+}
+
+// removeRuntimeObjects stops and removes every container and sandbox of
+// state.
+func (s *Syncer) removeRuntimeObjects(ctx context.Context, state *podstate.PodState) error {
+	klog.FromContext(ctx).V(1).Info("Removing runtime objects of a pod that no longer exists")
 	for i := range state.Containers {
 		c := &state.Containers[i]
 		if c.Running() {
@@ -622,19 +676,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, state *podstate.P
 			return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 		}
 	}
-	s.removeCgroup(ctx, uid)
-	if dirs, _ := filepath.Glob(filepath.Join(s.cfg.PodLogsDir, "*_"+string(uid))); len(dirs) > 0 {
-		for _, d := range dirs {
-			_ = os.RemoveAll(d)
-		}
-	}
-	s.Status.ForgetPod(uid)
-	s.Images.ForgetPod(uid)
-	s.Metrics.forgetPod(uid)
-	if s.Prober != nil {
-		s.Prober.ForgetPod(uid)
-	}
-	return s.Volumes.TearDown(ctx, uid)
+	return nil
 }
 
 // removeCgroup removes the cgroup of a pod whose sandboxes are gone. A

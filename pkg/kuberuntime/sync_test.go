@@ -538,9 +538,9 @@ func TestSyncKillsPastTheActiveDeadline(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	pod := testPod(withDeadline(60))
 	s, rt, _, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
-	requeue, err := s.SyncPod(ctx, pod.UID)
-	if err != nil || requeue != time.Minute {
-		t.Fatalf("sync: requeue %v, %v; want a sync at the deadline, a minute on", requeue, err)
+	res, err := s.SyncPod(ctx, pod.UID)
+	if err != nil || res != (SyncResult{RequeueAfter: time.Minute}) {
+		t.Fatalf("sync: %+v, %v; want a sync at the deadline, a minute on", res, err)
 	}
 	s.Clock = clocktesting.NewFakeClock(t0.Add(time.Minute))
 	if _, err := s.SyncPod(ctx, pod.UID); err != nil {

@@ -17,7 +17,29 @@ import (
 
 // PodSyncer syncs one pod; Syncer is the real one.
 type PodSyncer interface {
-	SyncPod(ctx context.Context, uid types.UID) (time.Duration, error)
+	SyncPod(ctx context.Context, uid types.UID) (SyncResult, error)
+}
+
+// SyncResult is what a successful sync asks of the workers.
+type SyncResult struct {
+	// RequeueAfter is when the pod wants its next sync without any event
+	// (a crash-loop backoff expiry, its active deadline); 0: none, the
+	// resync period alone applies.
+	RequeueAfter time.Duration
+	// Gone says nothing of the pod is left: it is not in the API, the
+	// runtime holds nothing of it and its volumes are torn down. The
+	// workers then forget it (no resync, no backoff): only a new trigger
+	// (an informer event, a relist that finds an object of it) syncs its
+	// UID again. Without it, every pod ever seen would cost CRI calls every
+	// resync period forever.
+	Gone bool
+}
+
+// WorkerClock is the clock Workers time syncs and retries with;
+// k8s.io/utils/clock's RealClock and its testing.FakeClock satisfy it.
+type WorkerClock interface {
+	clock.WithTicker
+	AfterFunc(d time.Duration, f func()) clock.Timer
 }
 
 // WorkerConfig tunes the workers.
@@ -30,27 +52,43 @@ type WorkerConfig struct {
 	// RelistPeriod is how often the runtime is listed to notice container
 	// state changes (exits above all), as the kubelet's PLEG.
 	RelistPeriod time.Duration
-	// Clock times the health checks; nil is the real clock.
-	Clock clock.PassiveClock
+	// Clock times the syncs, retries and health checks; nil is the real
+	// clock.
+	Clock WorkerClock
 }
 
 // Workers runs per-pod syncs. Any trigger (pod informer, relist, retry,
 // timer) only enqueues the pod's UID; the queue guarantees one sync at a
 // time per pod and lets different pods sync in parallel. A sync that
 // returns an error is retried with per-pod exponential backoff; one that
-// returns a delay is synced again after it.
+// returns a delay is synced again after it, or after the resync period. A
+// pod whose sync reports it gone is forgotten: what the workers keep grows
+// with the pods that exist, not with those that ever existed.
 type Workers struct {
 	cfg     WorkerConfig
 	syncer  PodSyncer
 	runtime Runtime
-	queue   workqueue.TypedRateLimitingInterface[types.UID]
-	clock   clock.PassiveClock
+	clock   WorkerClock
+	// limiter gives each failing pod its retry delay, growing with its
+	// failures in a row.
+	limiter workqueue.TypedRateLimiter[types.UID]
+	queue   workqueue.TypedInterface[types.UID]
 
 	healthMu sync.Mutex
 	health   healthClock
 
 	mu       sync.Mutex
 	lastSeen map[string]seenObject // by CRI object ID, from the last relist
+	// timers holds the next timed sync of each pod that has one: a retry
+	// after a failure, a backoff expiry or the resync. They are the
+	// workers' own, not the queue's AddAfter, so that a pod that is gone
+	// can be dropped from them.
+	timers map[types.UID]*timedSync
+}
+
+// timedSync is one pod's next timed sync.
+type timedSync struct {
+	timer clock.Timer
 }
 
 // seenObject is a sandbox or container as one relist saw it.
@@ -70,11 +108,13 @@ func NewWorkers(cfg WorkerConfig, syncer PodSyncer, rt Runtime) *Workers {
 	}
 	return &Workers{
 		cfg:      cfg,
-		clock:    clk,
 		syncer:   syncer,
 		runtime:  rt,
-		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods"}),
+		clock:    clk,
+		limiter:  limiter,
+		queue:    workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[types.UID]{Name: "pods", Clock: clk}),
 		lastSeen: map[string]seenObject{},
+		timers:   map[types.UID]*timedSync{},
 	}
 }
 
@@ -99,6 +139,20 @@ func (w *Workers) Run(ctx context.Context) {
 	<-ctx.Done()
 	w.queue.ShutDown()
 	wg.Wait()
+	w.stopTimers()
+}
+
+// stopTimers drops every timed sync.
+func (w *Workers) stopTimers() {
+	w.mu.Lock()
+	uids := make([]types.UID, 0, len(w.timers))
+	for uid := range w.timers {
+		uids = append(uids, uid)
+	}
+	w.mu.Unlock()
+	for _, uid := range uids {
+		w.stopTimer(uid)
+	}
 }
 
 func (w *Workers) processNext(ctx context.Context) bool {
@@ -108,26 +162,87 @@ func (w *Workers) processNext(ctx context.Context) bool {
 	}
 	defer w.queue.Done(uid)
 	w.markProgress()
-	after, err := w.syncer.SyncPod(ctx, uid)
+	res, err := w.syncer.SyncPod(ctx, uid)
 	w.markProgress()
 	switch {
 	case err != nil && ctx.Err() == nil:
 		if !errors.Is(err, errRetry) {
 			klog.FromContext(ctx).Error(err, "Failed to sync pod", "podUID", uid)
 		}
-		w.queue.AddRateLimited(uid)
-		return true
-	case err == nil:
-		w.queue.Forget(uid)
-	}
-	next := w.cfg.Resync
-	if after > 0 && (next == 0 || after < next) {
-		next = after
-	}
-	if next > 0 {
-		w.queue.AddAfter(uid, next)
+		w.syncAfter(uid, w.limiter.When(uid))
+	case err != nil:
+		// The agent is stopping: no retry, nothing to time.
+	case res.Gone:
+		w.forget(uid)
+	default:
+		w.limiter.Forget(uid)
+		next := w.cfg.Resync
+		if after := res.RequeueAfter; after > 0 && (next == 0 || after < next) {
+			next = after
+		}
+		w.syncAfter(uid, next)
 	}
 	return true
+}
+
+// syncAfter sets the pod's next timed sync to d from now (none when d is
+// 0), replacing the one it had.
+func (w *Workers) syncAfter(uid types.UID, d time.Duration) {
+	w.stopTimer(uid)
+	if d <= 0 {
+		return
+	}
+	ts := &timedSync{}
+	w.mu.Lock()
+	w.timers[uid] = ts
+	w.mu.Unlock()
+	// The timer is started and stopped without w.mu held: a fake clock
+	// runs timer functions under its own lock, and they take w.mu.
+	t := w.clock.AfterFunc(d, func() {
+		w.mu.Lock()
+		current := w.timers[uid] == ts
+		if current {
+			delete(w.timers, uid)
+		}
+		w.mu.Unlock()
+		if current {
+			w.queue.Add(uid)
+		}
+	})
+	w.mu.Lock()
+	ts.timer = t
+	w.mu.Unlock()
+}
+
+// stopTimer drops the pod's timed sync, if any.
+func (w *Workers) stopTimer(uid types.UID) {
+	w.mu.Lock()
+	ts := w.timers[uid]
+	delete(w.timers, uid)
+	var t clock.Timer
+	if ts != nil {
+		t = ts.timer
+	}
+	w.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// forget drops everything the workers keep of a pod that is gone: its
+// backoff, its timed sync, and the objects the last relist saw of it,
+// which the pod's removal made vanish and which must not trigger another
+// sync of it.
+func (w *Workers) forget(uid types.UID) {
+	w.limiter.Forget(uid)
+	w.stopTimer(uid)
+	w.mu.Lock()
+	for id, o := range w.lastSeen {
+		if o.pod == uid {
+			delete(w.lastSeen, id)
+		}
+	}
+	w.mu.Unlock()
 }
 
 // relist lists every sandbox and container of the runtime and enqueues the

@@ -20,9 +20,9 @@ import (
 
 // syncerFunc adapts a function to PodSyncer, so each test says in one place
 // what its syncs answer and what they record.
-type syncerFunc func(ctx context.Context, uid types.UID) (time.Duration, error)
+type syncerFunc func(ctx context.Context, uid types.UID) (SyncResult, error)
 
-func (f syncerFunc) SyncPod(ctx context.Context, uid types.UID) (time.Duration, error) {
+func (f syncerFunc) SyncPod(ctx context.Context, uid types.UID) (SyncResult, error) {
 	return f(ctx, uid)
 }
 
@@ -38,12 +38,13 @@ func newCountingSyncer(result func(uid types.UID, call int) (time.Duration, erro
 	return &countingSyncer{calls: map[types.UID]int{}, result: result}
 }
 
-func (s *countingSyncer) SyncPod(_ context.Context, uid types.UID) (time.Duration, error) {
+func (s *countingSyncer) SyncPod(_ context.Context, uid types.UID) (SyncResult, error) {
 	s.mu.Lock()
 	s.calls[uid]++
 	n := s.calls[uid]
 	s.mu.Unlock()
-	return s.result(uid, n)
+	after, err := s.result(uid, n)
+	return SyncResult{RequeueAfter: after}, err
 }
 
 func (s *countingSyncer) count(uid types.UID) int {
@@ -52,13 +53,15 @@ func (s *countingSyncer) count(uid types.UID) int {
 	return s.calls[uid]
 }
 
-// newTestWorkers returns Workers whose queue is shut down when the test
-// ends: requeues with long delays would otherwise leave the delaying
-// queue's goroutine behind.
+// newTestWorkers returns Workers whose queue is shut down and timed syncs
+// stopped when the test ends, as Run does when it returns.
 func newTestWorkers(t *testing.T, cfg WorkerConfig, syncer PodSyncer, rt Runtime) *Workers {
 	t.Helper()
 	w := NewWorkers(cfg, syncer, rt)
-	t.Cleanup(w.queue.ShutDown)
+	t.Cleanup(func() {
+		w.queue.ShutDown()
+		w.stopTimers()
+	})
 	return w
 }
 
@@ -76,7 +79,8 @@ func queued(w *Workers) []types.UID {
 }
 
 // waitQueued waits until the pod is back in the queue, ready to be synced.
-// Requeues go through the queue's real clock, hence the polling.
+// Requeues go through the workers' timers on the real clock, hence the
+// polling.
 func waitQueued(ctx context.Context, t *testing.T, w *Workers, why string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
@@ -291,7 +295,7 @@ func TestWorkersRequeue(t *testing.T) {
 			if n := s.count("a"); n != 1 {
 				t.Fatalf("pod synced %d times, want 1", n)
 			}
-			if n := w.queue.NumRequeues("a"); n != 0 {
+			if n := w.limiter.NumRequeues("a"); n != 0 {
 				t.Errorf("a successful sync left %d rate-limited requeues", n)
 			}
 			if !tc.back {
@@ -324,13 +328,13 @@ func TestWorkersRetryWithBackoff(t *testing.T) {
 		w.processNext(ctx)
 		// NumRequeues is what the rate limiter's exponential backoff grows
 		// from; its actual delays (500ms, 1s) are the limiter's business.
-		if n := w.queue.NumRequeues("a"); n != failure {
+		if n := w.limiter.NumRequeues("a"); n != failure {
 			t.Fatalf("after failure %d: %d rate-limited requeues, want %d", failure, n, failure)
 		}
 		waitQueued(ctx, t, w, "after a failure")
 	}
 	w.processNext(ctx)
-	if n := w.queue.NumRequeues("a"); n != 0 {
+	if n := w.limiter.NumRequeues("a"); n != 0 {
 		t.Errorf("success did not forget the failures: %d rate-limited requeues", n)
 	}
 	if n := s.count("a"); n != 3 {
@@ -347,7 +351,7 @@ func TestWorkersNoRetryWhenStopping(t *testing.T) {
 	w := newTestWorkers(t, WorkerConfig{Resync: time.Hour}, s, criapitesting.NewFakeRuntimeService())
 	w.Enqueue("a")
 	w.processNext(ctx)
-	if n := w.queue.NumRequeues("a"); n != 0 {
+	if n := w.limiter.NumRequeues("a"); n != 0 {
 		t.Errorf("%d rate-limited requeues after a sync cut short by shutdown, want 0", n)
 	}
 }
@@ -385,7 +389,7 @@ func TestWorkersOneSyncPerPodAtATime(t *testing.T) {
 	)
 	// Every first sync of a pod blocks until released, so the test decides
 	// which syncs overlap.
-	syncer := syncerFunc(func(ctx context.Context, uid types.UID) (time.Duration, error) {
+	syncer := syncerFunc(func(ctx context.Context, uid types.UID) (SyncResult, error) {
 		mu.Lock()
 		inFlight[uid]++
 		if inFlight[uid] > 1 {
@@ -406,7 +410,7 @@ func TestWorkersOneSyncPerPodAtATime(t *testing.T) {
 			case <-ctx.Done():
 			}
 		}
-		return 0, nil
+		return SyncResult{}, nil
 	})
 	w := NewWorkers(WorkerConfig{Workers: 3, Resync: time.Hour, RelistPeriod: time.Hour}, syncer, criapitesting.NewFakeRuntimeService())
 	done := make(chan struct{})
