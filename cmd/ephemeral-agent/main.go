@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
@@ -85,9 +84,14 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	restCfg.UserAgent = "ephemeral-agent/" + version.Get()
-	client, err := kubernetes.NewForConfig(restCfg)
+	clients, err := newAPIClients(ctx, restCfg, clientOptions{
+		QPS:              float32(o.kubeAPIQPS),
+		Burst:            int(o.kubeAPIBurst),
+		RequestTimeout:   apiRequestTimeout,
+		HeartbeatTimeout: heartbeatTimeout(o.nodeStatusUpdateFreq, time.Duration(o.nodeLeaseDurationSeconds)*time.Second),
+	})
 	if err != nil {
-		return fmt.Errorf("create API client: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(o.rootDir, 0o750); err != nil {
 		return fmt.Errorf("create root dir: %w", err)
@@ -136,11 +140,11 @@ func run(ctx context.Context, o *options) error {
 		StatusReportFrequency:    o.nodeStatusReportFreq,
 		LeaseDuration:            time.Duration(o.nodeLeaseDurationSeconds) * time.Second,
 		RuntimeStatusTimeout:     min(o.runtimeRequestTimeout, 5*time.Second),
-	}, client, runtime, imageService, machine, clock.RealClock{})
+	}, clients.heartbeat, runtime, imageService, machine, clock.RealClock{})
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pm, err := newPodMachinery(ctx, o, client, runtime, machine, nodes.LocalNode, registry)
+	pm, err := newPodMachinery(ctx, o, clients, runtime, machine, nodes.LocalNode, registry)
 	if err != nil {
 		return err
 	}
@@ -173,7 +177,7 @@ func run(ctx context.Context, o *options) error {
 		UnauthorizedTTL:      o.authzUnauthorizedTTL,
 		// Refused attempts on the debug routes are audited too.
 		Refusals: streaming.NewRefusals(auditor, streamingMetrics, streaming.RefusalLimit{}),
-	}, client)
+	}, clients.api)
 	if err != nil {
 		return fmt.Errorf("agent API authentication: %w", err)
 	}

@@ -25,6 +25,8 @@ import (
 // can carry their habits and scripts over.
 type options struct {
 	kubeconfig               string
+	kubeAPIQPS               int32
+	kubeAPIBurst             int32
 	hostnameOverride         string
 	nodeName                 string
 	nodeIP                   string
@@ -78,6 +80,8 @@ type options struct {
 func defaultOptions() *options {
 	return &options{
 		containerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
+		kubeAPIQPS:               50,
+		kubeAPIBurst:             100,
 		runtimeRequestTimeout:    2 * time.Minute,
 		imagePullTimeout:         2 * time.Minute,
 		rootDir:                  "/var/lib/ephemeral-agent",
@@ -113,6 +117,8 @@ func defaultOptions() *options {
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig file with the node's credentials for the API server.")
+	fs.Int32Var(&o.kubeAPIQPS, "kube-api-qps", o.kubeAPIQPS, "QPS to use while talking with the API server; 0 for client-go's default (5). Does not cover Events and the node heartbeat (Lease and node status), which have budgets of their own.")
+	fs.Int32Var(&o.kubeAPIBurst, "kube-api-burst", o.kubeAPIBurst, "Burst to use while talking with the API server; 0 for client-go's default (10).")
 	fs.StringVar(&o.hostnameOverride, "hostname-override", o.hostnameOverride, "If non-empty, use this string as the node's hostname (and its name, unless --node-name is given) instead of the machine's.")
 	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "Name of the Node object to register. Defaults to the hostname.")
 	fs.StringVar(&o.nodeIP, "node-ip", o.nodeIP, "IP address of the node, reported as its InternalIP; the API server reaches the agent there. Defaults to the first non-loopback IPv4 address.")
@@ -254,6 +260,12 @@ func (o *options) validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", name, d))
 		}
+	}
+	if o.kubeAPIQPS < 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps must not be negative, got %d", o.kubeAPIQPS))
+	}
+	if o.kubeAPIBurst < 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-burst must not be negative, got %d", o.kubeAPIBurst))
 	}
 	if o.nodeLeaseDurationSeconds <= 0 {
 		errs = append(errs, fmt.Errorf("--node-lease-duration-seconds must be positive, got %d", o.nodeLeaseDurationSeconds))

@@ -178,3 +178,30 @@ func checkErrors(t *testing.T, err error, want []string) {
 		}
 	}
 }
+
+func TestKubeAPIFlags(t *testing.T) {
+	valid := []string{"--kubeconfig=k", "--node-name=n", "--node-ip=127.0.0.1"}
+	// The kubelet's defaults.
+	if o := parse(t, valid...); o.kubeAPIQPS != 50 || o.kubeAPIBurst != 100 {
+		t.Errorf("defaults = --kube-api-qps %d --kube-api-burst %d, want 50 and 100", o.kubeAPIQPS, o.kubeAPIBurst)
+	}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		qps, burst int32
+		wantErr    []string
+	}{
+		{"given", []string{"--kube-api-qps=20", "--kube-api-burst=40"}, 20, 40, nil},
+		{"client-go defaults", []string{"--kube-api-qps=0", "--kube-api-burst=0"}, 0, 0, nil},
+		{"negative", []string{"--kube-api-qps=-1", "--kube-api-burst=-2"}, -1, -2,
+			[]string{"--kube-api-qps must not be negative, got -1", "--kube-api-burst must not be negative, got -2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := parse(t, append(append([]string{}, valid...), tc.args...)...)
+			if o.kubeAPIQPS != tc.qps || o.kubeAPIBurst != tc.burst {
+				t.Errorf("%v parsed as qps %d burst %d", tc.args, o.kubeAPIQPS, o.kubeAPIBurst)
+			}
+			checkErrors(t, o.validate(), tc.wantErr)
+		})
+	}
+}

@@ -18,7 +18,6 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
@@ -38,7 +37,6 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/runtimeclass"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/servicenv"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/status"
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
 )
 
@@ -66,7 +64,7 @@ type podMachinery struct {
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interface, runtime internalapi.RuntimeService, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -74,6 +72,9 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if err != nil {
 		return nil, fmt.Errorf("connect to image service: %w", err)
 	}
+	// Informers watch through a client without a request timeout; every
+	// other call goes through one with.
+	client := clients.api
 	runtimeName := "containerd"
 	if v, err := runtime.Version(ctx, ""); err == nil && v.GetRuntimeName() != "" {
 		runtimeName = v.GetRuntimeName()
@@ -82,7 +83,9 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	// Events carry the kubelet's source, as the tools that read them expect.
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: o.nodeName})
-	objects := objectcache.New(ctx, client)
+	// The object cache's single-object watches must outlive the request
+	// timeout: they go through the informers' client.
+	objects := objectcache.New(ctx, clients.watch)
 	api := apiObjects{client: client, objects: objects}
 	clk := clock.RealClock{}
 
@@ -92,7 +95,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
 		return nil, fmt.Errorf("prepare root dir: %w", err)
 	}
-	if pm.source, err = podsource.New(client, o.nodeName); err != nil {
+	if pm.source, err = podsource.New(clients.watch, o.nodeName); err != nil {
 		return nil, err
 	}
 	if pm.cgroups, err = newPodCgroups(ctx, o, runtime, machine, pm.source.Pods); err != nil {
@@ -100,7 +103,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	}
 	// Service variables, as the kubelet's, from every namespace's
 	// Services (the default namespace's kubernetes one for every pod).
-	pm.services = informers.NewSharedInformerFactory(client, 0)
+	pm.services = informers.NewSharedInformerFactory(clients.watch, 0)
 	serviceInformer := pm.services.Core().V1().Services()
 	pm.servicesSynced = serviceInformer.Informer().HasSynced
 	serviceEnv := servicenv.NewEnv(serviceInformer.Lister(), pm.servicesSynced)
@@ -109,7 +112,7 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	runtimeClasses := runtimeclass.NewResolver(pm.services.Node().V1().RuntimeClasses().Lister())
 	// Admission reads the Node as the API holds it: labels and taints
 	// others set count.
-	pm.nodes = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+	pm.nodes = informers.NewSharedInformerFactoryWithOptions(clients.watch, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.nodeName).String()
 	}))
 	nodeInformer := pm.nodes.Core().V1().Nodes()
@@ -173,20 +176,10 @@ func newPodMachinery(ctx context.Context, o *options, client kubernetes.Interfac
 	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
 		return nil, err
 	}
-	// Events have an API budget of their own, the kubelet's --event-qps
-	// and --event-burst defaults: every failed probe is an Event, and they
-	// must not hold back status updates behind the client's rate limit.
-	eventCfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig for events: %w", err)
-	}
-	eventCfg.QPS, eventCfg.Burst = 50, 100
-	eventCfg.UserAgent = "ephemeral-agent/" + version.Get()
-	eventClient, err := kubernetes.NewForConfig(eventCfg)
-	if err != nil {
-		return nil, fmt.Errorf("event client: %w", err)
-	}
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
+	// Events have an API budget of their own (clients.events): every
+	// failed probe is an Event, and they must not hold back status updates
+	// behind the client's rate limit.
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clients.events.CoreV1().Events("")})
 	return pm, nil
 }
 
