@@ -108,31 +108,6 @@ func (v trackedVolumes) TearDown(_ context.Context, uid types.UID) error {
 	return nil
 }
 
-// apiPods is the informer's cache: pods come and go.
-type apiPods struct {
-	mu   sync.Mutex
-	pods map[types.UID]*v1.Pod
-}
-
-func (a *apiPods) GetPodByUID(uid types.UID) (*v1.Pod, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	p, ok := a.pods[uid]
-	return p, ok
-}
-
-func (a *apiPods) set(p *v1.Pod) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.pods[p.UID] = p
-}
-
-func (a *apiPods) remove(uid types.UID) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.pods, uid)
-}
-
 // cleanCalls forgets the runtime's calls so far.
 func cleanCalls(rt *criapitesting.FakeRuntimeService) {
 	rt.Lock()
@@ -248,7 +223,7 @@ func TestSyncDeletedPodsLeaveNothing(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	rt := criapitesting.NewFakeRuntimeService()
 	held := newPerPod()
-	api := &apiPods{pods: map[types.UID]*v1.Pod{}}
+	api := pt.NewPodCache()
 	dir := t.TempDir()
 	metrics := NewMetrics(nil)
 	s := NewSyncer(Config{PodLogsDir: dir + "/logs", RootDir: dir}, Deps{
@@ -262,14 +237,14 @@ func TestSyncDeletedPodsLeaveNothing(t *testing.T) {
 
 	// One pod lives through it all: the timed syncs do run.
 	live := testPod(func(p *v1.Pod) { p.Name, p.UID = "live", "live" })
-	api.set(live)
+	api.Set(live)
 	w.Enqueue(live.UID)
 	drain(ctx, t, w)
 
 	for i := range cycles {
 		uid := types.UID(fmt.Sprintf("churn-%d", i))
 		pod := testPod(withEphemeral("debugger", "app"), func(p *v1.Pod) { p.Name, p.UID = string(uid), uid })
-		api.set(pod)
+		api.Set(pod)
 		w.Enqueue(uid) // the informer's add
 		drain(ctx, t, w)
 		w.relist(ctx)
@@ -281,7 +256,7 @@ func TestSyncDeletedPodsLeaveNothing(t *testing.T) {
 		// start time must go with the pod.
 		metrics.ephemeralPlanned(uid, "late", clk.Now())
 
-		api.remove(uid)
+		api.Remove(uid)
 		w.Enqueue(uid) // the informer's delete
 		drain(ctx, t, w)
 		w.relist(ctx)

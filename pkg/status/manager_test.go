@@ -31,41 +31,14 @@ import (
 // managerNode is the node the managers under test report for.
 var managerNode = NodeInfo{HostIPs: []string{"192.0.2.10"}, RuntimeName: "containerd"}
 
-// podCache stands for the agent's informer cache, which the Manager reads
-// to know what the API holds. Tests change it by hand, as watch events
-// would.
-type podCache struct {
-	mu   sync.Mutex
-	pods map[types.UID]*v1.Pod
-}
-
-func (c *podCache) GetPodByUID(uid types.UID) (*v1.Pod, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.pods[uid]
-	return p, ok
-}
-
-func (c *podCache) set(p *v1.Pod) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pods[p.UID] = p
-}
-
-func (c *podCache) remove(uid types.UID) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.pods, uid)
-}
-
 // newTestManager returns a Manager whose API server and cache both hold
 // pod, and whose clock stands still at T0 so that equal states compute
 // equal statuses.
-func newTestManager(t *testing.T, pod *v1.Pod) (*Manager, *fake.Clientset, *podCache) {
+func newTestManager(t *testing.T, pod *v1.Pod) (*Manager, *fake.Clientset, *podstatetest.PodCache) {
 	t.Helper()
 	client := fake.NewClientset(pod.DeepCopy())
-	cache := &podCache{pods: map[types.UID]*v1.Pod{}}
-	cache.set(pod.DeepCopy())
+	cache := podstatetest.NewPodCache()
+	cache.Set(pod.DeepCopy())
 	m := NewManager(client, cache, &eventLog{}, managerNode, clocktesting.NewFakeClock(podstatetest.T0))
 	t.Cleanup(m.queue.ShutDown)
 	return m, client, cache
@@ -215,7 +188,7 @@ func TestManagerPatchShape(t *testing.T) {
 	// changes.
 	cached := pod.DeepCopy()
 	cached.Status = Compute(pod, stateWithIP("10.0.0.1"), nil, managerNode, podstatetest.T0)
-	cache.set(cached)
+	cache.Set(cached)
 	m.SetPodStatus(cached, stateWithIP("10.0.0.2"), nil)
 	if err := m.send(ctx, pod.UID); err != nil {
 		t.Fatal(err)
@@ -277,10 +250,10 @@ func TestManagerSendsOnlyChanges(t *testing.T) {
 			st := stateWithIP("10.0.0.1")
 			cached := tc.cache(pod, st)
 			if cached == nil {
-				cache.remove(pod.UID)
+				cache.Remove(pod.UID)
 				cached = pod
 			} else {
-				cache.set(cached)
+				cache.Set(cached)
 			}
 			client.ClearActions()
 			m.SetPodStatus(cached, st, nil)
@@ -542,7 +515,7 @@ func TestManagerInvalidPatchNamesAContainer(t *testing.T) {
 	cached := pod.DeepCopy()
 	cached.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "app", Image: "localhost/distroless-app:test",
 		State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
-	cache.set(cached)
+	cache.Set(cached)
 	if _, err := client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cached, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +573,7 @@ func TestManagerNeverSendsBackwards(t *testing.T) {
 	cached := pod.DeepCopy()
 	done := &v1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", ContainerID: "containerd://e1"}
 	cached.Status.EphemeralContainerStatuses = []v1.ContainerStatus{{Name: "debug", ContainerID: "containerd://e1", State: v1.ContainerState{Terminated: done}}}
-	cache.set(cached)
+	cache.Set(cached)
 	// pod, without that status, and a runtime that shows debug running.
 	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
 	if err := m.send(ctx, pod.UID); err != nil {
@@ -699,7 +672,7 @@ func TestManagerKeepsOtherWritersConditions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cache.set(newer.DeepCopy())
+			cache.Set(newer.DeepCopy())
 			if err := m.send(ctx, tc.pod.UID); err != nil {
 				t.Fatal(err)
 			}

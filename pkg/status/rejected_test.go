@@ -59,7 +59,7 @@ func TestManagerRejectedStatusIsFinal(t *testing.T) {
 		sent.Status.Message != "Pod was rejected: Failed to admit pod as the OS field doesn't match node OS" || len(sent.Status.ContainerStatuses) != 0 {
 		t.Fatalf("sent status %+v, want the rejection", sent.Status)
 	}
-	cache.set(sent)
+	cache.Set(sent)
 	// A status computed later (from a pod the cache had not updated yet)
 	// does not take the rejection back.
 	m.SetPodStatus(pod, nil, nil)
