@@ -4,8 +4,9 @@ BIN := _output/bin
 VERSION ?= v0.1.0+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/ephemeral-agent/ephemeral-agent/pkg/version.Version=$(VERSION)
 GO_TEST_FLAGS ?=
+FUZZTIME ?= 10s
 
-.PHONY: all build deps control-plane images run stop status test unit e2e vet lint fmt clean help
+.PHONY: all build deps control-plane images run stop status test unit fuzz e2e vet lint fmt clean help
 .DEFAULT_GOAL := all
 
 ## all: the default goal, same as build
@@ -40,12 +41,19 @@ stop:
 status:
 	hack/cluster.sh status --instance local
 
-## test: vet and lint, unit tests (race detector on), then the CRI preflight and e2e suite
-test: deps control-plane images build vet lint unit e2e
+## test: vet and lint, unit tests (race detector on), a short fuzz run, then the CRI preflight and e2e suite
+test: deps control-plane images build vet lint unit fuzz e2e
 
 ## unit: the unit tests of every package, race detector on (GO_TEST_FLAGS=... adds flags)
 unit:
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+
+## fuzz: fuzzes the plan, the status and the CRI config builders, FUZZTIME (10s) each
+fuzz:
+	go test -run='^$$' -fuzz='^FuzzPlan$$' -fuzztime=$(FUZZTIME) ./pkg/kuberuntime/
+	go test -run='^$$' -fuzz='^FuzzCompute$$' -fuzztime=$(FUZZTIME) ./pkg/status/
+	go test -run='^$$' -fuzz='^FuzzBuildContainerConfig$$' -fuzztime=$(FUZZTIME) ./pkg/criconfig/
+	go test -run='^$$' -fuzz='^FuzzBuildSandboxConfig$$' -fuzztime=$(FUZZTIME) ./pkg/criconfig/
 
 ## e2e: the end-to-end suite (-tags e2e) against a fresh "e2e" environment, torn down after
 e2e: deps control-plane images build
