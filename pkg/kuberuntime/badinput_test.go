@@ -49,19 +49,6 @@ func (r pidTargetRuntime) CreateContainer(ctx context.Context, sandboxID string,
 	return r.FakeRuntimeService.CreateContainer(ctx, sandboxID, config, sandbox)
 }
 
-// drainEvents returns the Events recorded so far.
-func drainEvents(rec *record.FakeRecorder) []string {
-	var out []string
-	for {
-		select {
-		case e := <-rec.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
-
 // syncBounded syncs uid once and fails the test if the sync panics or
 // does not return in time.
 func syncBounded(ctx context.Context, t *testing.T, s *Syncer, uid types.UID) error {
@@ -242,11 +229,11 @@ func TestSyncBadInput(t *testing.T) {
 						t.Errorf("round %d: debugger waiting = %+v, want %s containing %q", round, w, tc.wantReason, tc.wantMessage)
 					}
 				}
-				events = append(events, drainEvents(rec)...)
+				events = append(events, allEvents(rec)...)
 				if err := syncBounded(ctx, t, s, healthy.UID); err != nil {
 					t.Errorf("round %d: healthy pod's sync: %v", round, err)
 				}
-				_ = drainEvents(rec)
+				_ = allEvents(rec)
 			}
 			if tc.wantEvent != "" && !slices.ContainsFunc(events, func(e string) bool { return strings.Contains(e, tc.wantEvent) }) {
 				t.Errorf("no Event containing %q in %q", tc.wantEvent, events)
