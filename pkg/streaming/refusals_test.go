@@ -28,26 +28,16 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
 )
 
-// bufferFile collects audit lines in memory.
-type bufferFile struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// bufferFile collects audit lines in memory, as an audit file.
+type bufferFile struct{ lockedBuffer }
 
-func (b *bufferFile) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
 func (*bufferFile) Close() error { return nil }
 
 // records returns the lines written so far, decoded.
 func (b *bufferFile) records(t *testing.T) []Record {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []Record
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		var rec Record
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("line %q: %v", line, err)
