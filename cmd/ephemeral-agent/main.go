@@ -110,10 +110,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer runtime.Close(context.WithoutCancel(ctx))
 
-	// validate has parsed these already.
-	kubeReserved, _ := parseReserved("--kube-reserved", o.kubeReserved)
-	systemReserved, _ := parseReserved("--system-reserved", o.systemReserved)
-	evictionHard, _ := node.ParseThresholds(o.evictionHard)
+	kubeReserved, systemReserved, evictionHard := o.reservations()
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).

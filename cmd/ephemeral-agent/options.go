@@ -308,6 +308,16 @@ var reservableResources = map[v1.ResourceName]bool{
 	v1.ResourceCPU: true, v1.ResourceMemory: true, v1.ResourceEphemeralStorage: true, "pid": true,
 }
 
+// reservations returns what --kube-reserved, --system-reserved and
+// --eviction-hard keep from the node's allocatable; validate has refused
+// values that do not parse.
+func (o *options) reservations() (kubeReserved, systemReserved v1.ResourceList, evictionHard []node.Threshold) {
+	kubeReserved, _ = parseReserved("--kube-reserved", o.kubeReserved)
+	systemReserved, _ = parseReserved("--system-reserved", o.systemReserved)
+	evictionHard, _ = node.ParseThresholds(o.evictionHard)
+	return kubeReserved, systemReserved, evictionHard
+}
+
 // parseReserved turns the resource=quantity pairs of the flag named flag into
 // a resource list, refusing unknown resources and negative or malformed
 // quantities.

@@ -256,10 +256,7 @@ func nodeConfig(o *options, machine node.MachineInfo) criconfig.NodeConfig {
 // what the downward API gives a container without limits, as the
 // kubelet's.
 func nodeAllocatable(o *options, machine node.MachineInfo) v1.ResourceList {
-	// validate has parsed these already.
-	kubeReserved, _ := parseReserved("--kube-reserved", o.kubeReserved)
-	systemReserved, _ := parseReserved("--system-reserved", o.systemReserved)
-	evictionHard, _ := node.ParseThresholds(o.evictionHard)
+	kubeReserved, systemReserved, evictionHard := o.reservations()
 	return node.Allocatable(machine.Capacity, kubeReserved, systemReserved, evictionHard)
 }
 
