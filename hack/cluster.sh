@@ -596,6 +596,7 @@ status) status ;;
 start)
 	case $arg in
 	containerd) start_containerd ;;
+	kube-apiserver) start_apiserver ;;
 	ephemeral-agent) start_agent ;;
 	*) die "start: unknown component $arg" ;;
 	esac
@@ -603,6 +604,7 @@ start)
 stop)
 	case $arg in
 	containerd) stop_bg containerd ;; # shims and containers stay, as after a crash
+	kube-apiserver) stop_bg kube-apiserver ;; # an API server outage; etcd keeps the state
 	ephemeral-agent) stop_bg ephemeral-agent ;;
 	*) die "stop: unknown component $arg" ;;
 	esac
