@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/ephemeral-agent/ephemeral-agent/pkg/version.Version=$(V
 GO_TEST_FLAGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: all build deps control-plane images run stop status test unit fuzz e2e vet lint fmt clean help
+.PHONY: all build deps control-plane images run stop status test unit fuzz e2e chaos vet lint fmt clean help
 .DEFAULT_GOAL := all
 
 ## all: the default goal, same as build
@@ -58,6 +58,10 @@ fuzz:
 ## e2e: the end-to-end suite (-tags e2e) against a fresh "e2e" environment, torn down after
 e2e: deps control-plane images build
 	hack/e2e.sh
+
+## chaos: the fault run (longer fuzzing, agent kills, runtime restarts, API server outage, pod churn); prints its figures as one JSON line
+chaos: deps control-plane images build
+	hack/chaos.sh
 
 ## vet: gofmt check, then go vet on every package, the e2e suite included
 vet:

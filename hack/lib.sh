@@ -28,3 +28,21 @@ go_tool() {
 	mkdir -p "$EA_BIN"
 	ln -sf "$dir/$name" "$EA_BIN/$name"
 }
+
+# e2e_teardown, an EXIT trap: tears the "e2e" environment down whatever
+# happened, then proves nothing is left: CI runs on a machine that must stay
+# clean for the next run.
+e2e_teardown() {
+	local rc=$?
+	"$EA_ROOT/hack/cluster.sh" down --instance e2e || rc=1
+	local mounts procs cgroups
+	mounts=$(awk '$5 ~ "^/(var/lib|run)/ephemeral-agent/e2e/" {print $5}' /proc/self/mountinfo)
+	procs=$(pgrep -af -- "/ephemeral-agent/e2e/" | grep -v pgrep || true)
+	cgroups=$(ls -d /sys/fs/cgroup/ea-e2e /sys/fs/cgroup/*/ea-e2e 2>/dev/null || true)
+	if [[ -n $mounts || -n $procs || -n $cgroups ]]; then
+		log "ERROR: the e2e environment left mounts, processes or cgroups behind:"
+		printf '%s\n' $mounts "$procs" $cgroups >&2
+		rc=1
+	fi
+	exit "$rc"
+}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
@@ -75,7 +77,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 
 	if st.CreatedID != "" {
 		// Created before, never started (the agent stopped in between):
-		// start that one, never a second.
+		// start that one, never a second. Its first start was
+		// interrupted, or never made.
+		p.noteInterruptedStart(ctx, st, st.CreatedID)
 		if err := p.Runtime.StartContainer(ctx, st.CreatedID); err != nil {
 			return fail(ReasonRunContainerError, err, true)
 		}
@@ -173,6 +177,11 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		_ = p.putRecord(ctx, st.Name, rec)
 	}
 	if err := p.Runtime.StartContainer(ctx, id); err != nil {
+		if status.Code(err) == codes.Unavailable {
+			// The connection broke during the call: the runtime went
+			// away (a restart) and may have kept remains of it.
+			p.noteInterruptedStart(ctx, st, id)
+		}
 		return fail(ReasonRunContainerError, err, true)
 	}
 	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Started container %s", st.Name)
@@ -181,6 +190,21 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	}
 	logger.Info("Started container", "containerID", id, "restartCount", st.RestartCount)
 	return podstate.Waiting{}, nil
+}
+
+// noteInterruptedStart keeps in the start record of ephemeral container id
+// that a start of it was interrupted: the runtime went away during the
+// call, or the agent did (the container is still CREATED when the agent
+// comes back). The runtime may keep remains of that start which make the
+// next one fail before the task exists; the record lets the plan tell that
+// failure, which never ran the command, from the container's own.
+func (p *podSync) noteInterruptedStart(ctx context.Context, st StartAction, id string) {
+	if st.Type != criconfig.ContainerTypeEphemeral || p.Records == nil || p.state.Records[st.Name].StartInterrupted == id {
+		return
+	}
+	rec := p.state.Records[st.Name]
+	rec.StartInterrupted = id
+	_ = p.putRecord(ctx, st.Name, rec)
 }
 
 // postStart runs the container's postStart hook, as the kubelet does right

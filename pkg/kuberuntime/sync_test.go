@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -292,6 +294,65 @@ func TestSyncEphemeralAbortedStartIsReplacedOnce(t *testing.T) {
 		if got, want := records["debugger"].Replacements, min(i, podstate.MaxReplacements); got != want {
 			t.Errorf("after abort %d: %d replacements recorded, want %d", i, got, want)
 		}
+	}
+}
+
+// TestSyncEphemeralStartInterruptedIsReplaced: a debugger's start is
+// interrupted (the runtime goes away during StartContainer, as in a
+// restart; or the start is left undone and the next sync resumes the
+// CREATED container, as after the agent's death); the start after that
+// fails while creating the task, on the remains of the interrupted one.
+// The command never ran, so the debugger is created again, once; the same
+// failure of a first start is the container's own, and final.
+func TestSyncEphemeralStartInterruptedIsReplaced(t *testing.T) {
+	const remains = "failed to create containerd task: failed to create shim task: failed to start io pipe copy: " +
+		"unable to copy pipes: containerd-shim: opening file \"/run/containerd/io/1-stdout\" failed: no such file or directory: unknown"
+	for _, tc := range []struct {
+		name string
+		// interruption fails the first StartContainer; nil for none.
+		interruption error
+		replaced     bool
+	}{
+		{"runtime went away", status.Error(codes.Unavailable, "error reading from server: EOF"), true},
+		{"start resumed", errors.New("the agent died before the runtime answered"), true},
+		{"first start", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			pod := testPod()
+			s, rt, _, _ := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
+			_, _ = s.SyncPod(ctx, pod.UID)
+			_, _ = s.SyncPod(ctx, pod.UID)
+			withEphemeral("debugger", "app")(pod)
+			if tc.interruption != nil {
+				rt.InjectError("StartContainer", tc.interruption)
+				_, _ = s.SyncPod(ctx, pod.UID)
+				dbg := containersNamed(t, rt, "debugger")
+				if len(dbg) != 1 || dbg[0].State != runtimeapi.ContainerState_CONTAINER_CREATED {
+					t.Fatalf("debugger containers = %v, want one created, its start interrupted", dbg)
+				}
+			}
+			// The next start fails while the runtime creates the task.
+			rt.InjectError("StartContainer", errors.New(remains))
+			_, _ = s.SyncPod(ctx, pod.UID)
+			dbg := containersNamed(t, rt, "debugger")
+			if len(dbg) != 1 {
+				t.Fatalf("%d debugger containers, want 1", len(dbg))
+			}
+			rt.Lock()
+			c := rt.Containers[dbg[0].Id]
+			c.State, c.StartedAt, c.ExitCode = runtimeapi.ContainerState_CONTAINER_EXITED, 0, 128
+			c.Reason, c.Message = "StartError", remains
+			rt.Unlock()
+			_, _ = s.SyncPod(ctx, pod.UID)
+			dbg = containersNamed(t, rt, "debugger")
+			if len(dbg) != 1 {
+				t.Fatalf("%d debugger containers after the failed start, want 1", len(dbg))
+			}
+			if running := dbg[0].State == runtimeapi.ContainerState_CONTAINER_RUNNING; running != tc.replaced {
+				t.Errorf("debugger %s after the failed start; want replaced and running: %v", dbg[0].State, tc.replaced)
+			}
+		})
 	}
 }
 

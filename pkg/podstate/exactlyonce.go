@@ -21,7 +21,12 @@ const MaxReplacements = 3
 
 // A start containerd gave up because its caller went away: the CRI call's
 // context was cancelled, or the shim was killed along with the agent's
-// process group. Only an abort while the task was being created proves the
+// process group. Or a start the runtime's own restart interrupted: the
+// agent's next StartContainer on the container, still CREATED, finds the
+// task or the shim directory the interrupted call left ("already exists",
+// "file exists"). containerd's recovery keeps a container CREATED only when
+// its task never started (one that did is reported running or exited), so
+// that command never ran either. Only an abort while the task was being created proves the
 // command never ran: containerd wraps that in "failed to create containerd
 // task". Once the task exists ("failed to start containerd task"), the
 // shim may already have started the process, which containerd then kills:
@@ -33,6 +38,8 @@ var abortedStartMessages = []string{
 	"context canceled",
 	"context deadline exceeded",
 	"signal: killed",
+	"already exists",
+	"file exists",
 }
 
 // EphemeralCreated reports whether the ephemeral container name of pod was
@@ -67,14 +74,14 @@ func ReportedEphemeral(pod *v1.Pod, name string) *v1.ContainerStatus {
 }
 
 // AbortedStart reports whether c never ran because the runtime aborted its
-// start when its caller, the agent, went away: it exited without a start
-// time, while its task was being created, and the runtime's message says
-// the call was cancelled. A start the runtime refused for the container's
+// start when its caller, the agent, went away, or found the remains of a
+// start its own restart interrupted: it exited without a start time, while
+// its task was being created, and the runtime's message says why. A start the runtime refused for the container's
 // own reasons (an executable that does not exist) is not aborted, and
 // neither is one aborted once the task existed, whose process may have run:
 // their exits are final.
 func AbortedStart(c *Container) bool {
-	if !c.Exited() || !c.StartedAt.IsZero() || !strings.Contains(c.Message, abortedCreate) {
+	if !createFailed(c) {
 		return false
 	}
 	for _, m := range abortedStartMessages {
@@ -85,13 +92,25 @@ func AbortedStart(c *Container) bool {
 	return false
 }
 
+// createFailed reports whether c exited without ever starting, its start
+// having failed while the runtime created its task: its command never ran.
+func createFailed(c *Container) bool {
+	return c.Exited() && c.StartedAt.IsZero() && strings.Contains(c.Message, abortedCreate)
+}
+
 // Replaced reports whether ephemeral container c, the newest of its name,
-// is to be created again because the agent's own death aborted its start
-// (AbortedStart): it is in the pod's newest sandbox, which is ready, and
-// replacements are left. The plan replaces it, and the status shows it
-// waiting rather than ended, by this one rule.
+// is to be created again because its start never ran the command for a
+// reason not its own: the agent's death aborted it (AbortedStart), or a
+// start of it was interrupted (by the runtime's restart, or the agent's
+// death before the runtime answered) and the start after that failed
+// while creating the task (Record.StartInterrupted). It is in the
+// pod's newest sandbox, which is ready, and replacements are left. The
+// plan replaces it, and the status shows it waiting rather than ended, by
+// this one rule.
 func (s *PodState) Replaced(c *Container) bool {
 	sb := s.LatestSandbox()
+	rec := s.Records[c.Name]
+	interrupted := rec.StartInterrupted != "" && rec.StartInterrupted == c.ID && createFailed(c)
 	return sb != nil && sb.Ready && c.SandboxID == sb.ID &&
-		AbortedStart(c) && s.Records[c.Name].Replacements < MaxReplacements
+		(AbortedStart(c) || interrupted) && rec.Replacements < MaxReplacements
 }

@@ -65,6 +65,8 @@ func TestAbortedStart(t *testing.T) {
 	}{
 		{"task creation cancelled with the agent", never("failed to create containerd task: failed to create shim task: context canceled: unknown"), true},
 		{"shim killed with the agent", never("failed to create containerd task: failed to start shim: start failed: signal: killed: unknown"), true},
+		{"after a runtime restart, the interrupted start's task", never("failed to create containerd task: task 99644da03521: already exists: unknown"), true},
+		{"after a runtime restart, the interrupted start's shim", never("failed to create containerd task: failed to start shim: mkdir /run/containerd/io.containerd.runtime.v2.task/k8s.io/761d482e: file exists: unknown"), true},
 		{"start cancelled once the task existed: it may have run", never(`failed to start containerd task "e1": context canceled: unknown`), false},
 		{"start refused: no such executable", never(`failed to create containerd task: exec: "sh": executable file not found in $PATH: unknown`), false},
 		{"it ran: its own exit", &ran, false},

@@ -27,6 +27,12 @@ type Record struct {
 	// LostReported is set once the loss of the container was told in an
 	// Event, so it is told once.
 	LostReported bool `json:"lostReported,omitempty"`
+	// StartInterrupted names the container a start of which was
+	// interrupted: the runtime went away during StartContainer (a
+	// restart), or the agent did and found it still CREATED. A later
+	// start of it that fails while creating its task failed on the
+	// remains of the interrupted one, and never ran the command.
+	StartInterrupted string `json:"startInterrupted,omitempty"`
 	// Unreadable marks a record file that exists but could not be decoded:
 	// it still witnesses that the container was created.
 	Unreadable bool `json:"-"`
