@@ -175,6 +175,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Workers:      o.podSyncWorkers,
 		Resync:       o.syncFrequency,
 		RelistPeriod: o.relistPeriod,
+		Registerer:   reg,
 	}, registeringSyncer{PodSyncer: pm.syncer, pods: pm.source, objects: objects}, runtime)
 	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
 		return nil, err
