@@ -14,10 +14,14 @@ import (
 // aborted by the agent's own death is not the container's failure, so the
 // container is replaced, a bounded number of times.
 
-// MaxReplacements is how many times an ephemeral container whose start was
-// aborted (AbortedStart) is created again. Each replacement is recorded
-// before it is made, so an agent killed over and over cannot loop.
-const MaxReplacements = 3
+// MaxReplacements is how many times an ephemeral container whose start
+// never ran the command (Replaced) is created again. Each replacement is
+// recorded before it is made, so an agent that a start kills over and over
+// cannot loop; the bound is high enough for a crash-looping agent and a
+// restarting runtime to interrupt one start many times (make chaos: 20
+// kills and 5 runtime restarts during 100 starts interrupted one start 4
+// times).
+const MaxReplacements = 10
 
 // A start containerd gave up because its caller went away: the CRI call's
 // context was cancelled, or the shim was killed along with the agent's
