@@ -177,7 +177,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		RelistPeriod: o.relistPeriod,
 		Registerer:   reg,
 	}, registeringSyncer{PodSyncer: pm.syncer, pods: pm.source, objects: objects}, runtime)
-	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
+	if err := pm.source.OnChange(pm.workers.Enqueue, pm.workers.EnqueueStatusChange); err != nil {
 		return nil, err
 	}
 	// Events have an API budget of their own (clients.events): every

@@ -45,7 +45,9 @@
 // queue guarantees one sync at a time per pod while different pods sync in
 // parallel. A sync that returns an error (a container failed to start, a
 // volume could not be prepared) is retried with per-pod exponential backoff
-// from 500ms to 30s; a successful one is synced again after the crash-loop
+// from 500ms to 30s; during it, a change of the pod's status alone (such as
+// the failure's own status write) does not sync it, a change of its spec
+// does. A successful one is synced again after the crash-loop
 // backoff it waits for, or after the resync period. A pod gone from the API
 // and, observed again after its removal, from the runtime, with its volumes
 // torn down, is forgotten (SyncResult.Gone): no timer, no backoff, no

@@ -173,6 +173,19 @@ func (w *Workers) trackedPods() int {
 // Enqueue asks for a sync of the pod with that UID.
 func (w *Workers) Enqueue(uid types.UID) { w.queue.Add(uid) }
 
+// EnqueueStatusChange asks for a sync of the pod with that UID after a
+// change of its status alone. A pod whose last sync failed waits for its
+// retry instead: a failure changes the pod's status (a Waiting message
+// that names the runtime's new container ID, say), whose write would
+// otherwise sync the pod at once, fail again, and so on in a loop that
+// bypasses the backoff and takes the runtime from every other pod.
+func (w *Workers) EnqueueStatusChange(uid types.UID) {
+	if w.limiter.NumRequeues(uid) > 0 {
+		return
+	}
+	w.queue.Add(uid)
+}
+
 // Run processes the queue and relists the runtime until ctx ends.
 func (w *Workers) Run(ctx context.Context) {
 	defer w.queue.ShutDown()

@@ -342,6 +342,49 @@ func TestWorkersRetryWithBackoff(t *testing.T) {
 	}
 }
 
+// A pod whose sync failed is not synced again by a change of its status
+// alone (the failure's own status write): it waits for its retry, so a
+// failure that rewrites the status each time cannot loop past the backoff.
+// A change of its spec (a debugger added) syncs it at once, and once a sync
+// succeeds, status changes sync it again.
+func TestWorkersStatusChangeWaitsForRetry(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	s := newCountingSyncer(func(_ types.UID, call int) (time.Duration, error) {
+		if call <= 2 {
+			return 0, errRetry
+		}
+		return 0, nil
+	})
+	w := newTestWorkers(t, WorkerConfig{Resync: time.Hour}, s, criapitesting.NewFakeRuntimeService())
+	w.EnqueueStatusChange("a")
+	w.processNext(ctx) // fails
+	w.stopTimer("a")   // the retry is the limiter's business, not this test's
+	w.EnqueueStatusChange("a")
+	if n := w.queue.Len(); n != 0 {
+		t.Fatalf("a failing pod queued again by a status change (%d)", n)
+	}
+	w.Enqueue("a")
+	if n := w.queue.Len(); n != 1 {
+		t.Fatalf("a failing pod not queued by a spec change (%d)", n)
+	}
+	w.processNext(ctx) // fails again
+	w.stopTimer("a")
+	w.EnqueueStatusChange("a")
+	if n := w.queue.Len(); n != 0 {
+		t.Fatalf("a failing pod queued again by a status change (%d)", n)
+	}
+	w.Enqueue("a")
+	w.processNext(ctx) // succeeds
+	w.stopTimer("a")
+	w.EnqueueStatusChange("a")
+	if n := w.queue.Len(); n != 1 {
+		t.Errorf("a healthy pod not queued by a status change (%d)", n)
+	}
+	if n := s.count("a"); n != 3 {
+		t.Errorf("pod synced %d times, want 3", n)
+	}
+}
+
 // A sync that fails because the agent is stopping is no failure of the pod:
 // it is not retried.
 func TestWorkersNoRetryWhenStopping(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -43,10 +44,14 @@ func New(client kubernetes.Interface, nodeName string) (*Source, error) {
 }
 
 // OnChange makes the Source call onChange with the UID of every pod
-// added, updated or deleted, a deletion the watch missed included. It is
+// added, updated or deleted, a deletion the watch missed included. An
+// update that changes nothing the agent acts upon but the status (its own
+// status writes above all) calls onStatusChange instead: as the kubelet's
+// pod config tells such a reconcile from an update, so that the agent's
+// status writes need not each be a new trigger of the pod's sync. It is
 // separate from New so that the Source can serve the pod cache to those
 // that onChange feeds (the sync loop) before they exist; call it before Run.
-func (s *Source) OnChange(onChange func(types.UID)) error {
+func (s *Source) OnChange(onChange, onStatusChange func(types.UID)) error {
 	notify := func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
@@ -56,13 +61,32 @@ func (s *Source) OnChange(onChange func(types.UID)) error {
 		}
 	}
 	if _, err := s.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    notify,
-		UpdateFunc: func(_, obj any) { notify(obj) },
+		AddFunc: notify,
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*v1.Pod)
+			p, ok2 := obj.(*v1.Pod)
+			if ok1 && ok2 && !differSemantically(o, p) {
+				onStatusChange(p.UID)
+				return
+			}
+			notify(obj)
+		},
 		DeleteFunc: notify,
 	}); err != nil {
 		return fmt.Errorf("add pod event handler: %w", err)
 	}
 	return nil
+}
+
+// differSemantically reports whether a pod's update changes what the agent
+// acts upon, the kubelet's podsDifferSemantically: its spec, labels,
+// annotations or deletion.
+func differSemantically(old, p *v1.Pod) bool {
+	return !equality.Semantic.DeepEqual(old.Spec, p.Spec) ||
+		!equality.Semantic.DeepEqual(old.Labels, p.Labels) ||
+		!equality.Semantic.DeepEqual(old.Annotations, p.Annotations) ||
+		!equality.Semantic.DeepEqual(old.DeletionTimestamp, p.DeletionTimestamp) ||
+		!equality.Semantic.DeepEqual(old.DeletionGracePeriodSeconds, p.DeletionGracePeriodSeconds)
 }
 
 // Run runs the informer until ctx ends.

@@ -51,14 +51,17 @@ func testPod(name string, uid types.UID, node string) *v1.Pod {
 }
 
 // startSource runs a Source over client until the test ends and waits for
-// its cache.
-func startSource(ctx context.Context, t *testing.T, client *fake.Clientset, rec *uidRecorder) *Source {
+// its cache. Status-only updates go to status, or to rec when status is nil.
+func startSource(ctx context.Context, t *testing.T, client *fake.Clientset, rec, status *uidRecorder) *Source {
 	t.Helper()
 	s, err := New(client, "node-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.OnChange(rec.onChange); err != nil {
+	if status == nil {
+		status = rec
+	}
+	if err := s.OnChange(rec.onChange, status.onChange); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -90,7 +93,7 @@ func TestSourceNotifiesAddUpdateDelete(t *testing.T) {
 	existing := testPod("existing", "uid-existing", "node-1")
 	client := fake.NewClientset(existing)
 	rec := &uidRecorder{}
-	s := startSource(ctx, t, client, rec)
+	s := startSource(ctx, t, client, rec, nil)
 	// Pods already there when the agent starts are added by the first list.
 	waitCalls(ctx, t, rec, existing.UID, 1, "for a pod listed at start")
 
@@ -121,6 +124,58 @@ func TestSourceNotifiesAddUpdateDelete(t *testing.T) {
 	}
 }
 
+// An update of the status alone (the agent's own writes) is told apart
+// from one of what the agent acts upon: spec, labels, annotations,
+// deletion.
+func TestSourceTellsStatusOnlyUpdates(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	rec, status := &uidRecorder{}, &uidRecorder{}
+	startSource(ctx, t, client, rec, status)
+	pods := client.CoreV1().Pods("default")
+	p, err := pods.Create(ctx, testPod("web", "uid-web", "node-1"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCalls(ctx, t, rec, p.UID, 1, "on add")
+
+	for i, change := range []func(*v1.Pod){
+		func(p *v1.Pod) { p.Status.Phase = v1.PodRunning },
+		func(p *v1.Pod) {
+			p.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "app", State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "CreateContainerError", Message: "container 1"}}}}
+		},
+		func(p *v1.Pod) { p.Status.ContainerStatuses[0].State.Waiting.Message = "container 2" },
+	} {
+		p = p.DeepCopy()
+		change(p)
+		if p, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitCalls(ctx, t, status, p.UID, i+1, "on a status update")
+	}
+	if n := rec.count(p.UID); n != 1 {
+		t.Errorf("onChange called %d times after status updates only, want 1 (the add)", n)
+	}
+
+	for i, change := range []func(*v1.Pod){
+		func(p *v1.Pod) { p.Labels = map[string]string{"version": "2"} },
+		func(p *v1.Pod) { p.Annotations = map[string]string{"note": "x"} },
+		func(p *v1.Pod) {
+			p.Spec.EphemeralContainers = []v1.EphemeralContainer{{EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: "dbg", Image: "busybox"}}}
+		},
+	} {
+		p = p.DeepCopy()
+		change(p)
+		if p, err = pods.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitCalls(ctx, t, rec, p.UID, i+2, "on an update of what the agent acts upon")
+	}
+	if n := status.count(p.UID); n != 3 {
+		t.Errorf("onStatusChange called %d times, want 3 (the status updates)", n)
+	}
+}
+
 // A delete the watch missed reaches the handler as a DeletedFinalStateUnknown
 // tombstone when the informer relists. The watch is made to miss it: the
 // first watch is the test's, the pod is deleted behind its back, then the
@@ -144,7 +199,7 @@ func TestSourceNotifiesTombstone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.OnChange(rec.onChange); err != nil {
+	if err := s.OnChange(rec.onChange, rec.onChange); err != nil {
 		t.Fatal(err)
 	}
 	// A second handler on the same informer shows what the Source's own
@@ -200,7 +255,7 @@ func TestSourceCache(t *testing.T) {
 	// another node would be cached too; the spec.nodeName selector the
 	// Source sets is left to a real API server and not asserted here.
 	client := fake.NewClientset(web, db)
-	s := startSource(ctx, t, client, &uidRecorder{})
+	s := startSource(ctx, t, client, &uidRecorder{}, nil)
 
 	for _, tc := range []struct {
 		name      string
@@ -249,7 +304,7 @@ func TestSourceRecreatedPod(t *testing.T) {
 	old := testPod("web", "uid-old", "node-1")
 	client := fake.NewClientset(old)
 	rec := &uidRecorder{}
-	s := startSource(ctx, t, client, rec)
+	s := startSource(ctx, t, client, rec, nil)
 	pods := client.CoreV1().Pods("default")
 	if err := pods.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

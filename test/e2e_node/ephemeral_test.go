@@ -35,19 +35,23 @@ func runningApp(t *testing.T, ns, name string, mutate ...func(*v1.Pod)) *v1.Pod 
 	return waitPod(t, ns, name, "Running", 90*time.Second, phaseIs(v1.PodRunning))
 }
 
-// addEphemeral adds an ephemeral container through the ephemeralcontainers
-// subresource as kubectl debug does: with a strategic merge patch, which
-// the API server applies to the newest pod, so that the agent's concurrent
-// status updates cannot make it conflict.
-func addEphemeral(t *testing.T, pod *v1.Pod, ec v1.EphemeralContainer) {
+// addEphemeral adds ephemeral containers (one or a batch) through the
+// ephemeralcontainers subresource as kubectl debug does: with a strategic
+// merge patch, which the API server applies to the newest pod, so that the
+// agent's concurrent status updates cannot make it conflict.
+func addEphemeral(t *testing.T, pod *v1.Pod, ecs ...v1.EphemeralContainer) {
 	t.Helper()
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"ephemeralContainers": []v1.EphemeralContainer{ec}}})
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"ephemeralContainers": ecs}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = client.CoreV1().Pods(pod.Namespace).Patch(context.Background(), pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers")
 	if err != nil {
-		t.Fatalf("add ephemeral container %s: %v", ec.Name, err)
+		names := make([]string, len(ecs))
+		for i := range ecs {
+			names[i] = ecs[i].Name
+		}
+		t.Fatalf("add ephemeral containers %s: %v", strings.Join(names, ", "), err)
 	}
 }
 
