@@ -85,9 +85,11 @@ http:
   addr: 127.0.0.1:$port
 EOF
 		echo "$port" >"$dir/registry.port"
+		# Like start_bg in cluster.sh: no inherited descriptors, so a caller's
+		# flock(1) lock does not outlive the caller in the registry.
 		# Not a process group leader here, so setsid execs in place and $! is
 		# the registry itself.
-		setsid docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
+		setsid docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 		pid=$!
 		echo "$pid" >"$dir/registry.pid"
 	fi
