@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criinstrument"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
@@ -101,6 +102,11 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every CRI call, whoever makes it (syncs, relists, node status,
+	// stats, streaming), is counted as the kubelet counts its own.
+	criMetrics := criinstrument.NewMetrics(registry)
 	runtime, err := connectRuntime(ctx, o.containerRuntimeEndpoint, o.runtimeRequestTimeout)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -108,6 +114,7 @@ func run(ctx context.Context, o *options) error {
 		}
 		return err
 	}
+	runtime = criMetrics.RuntimeService(runtime)
 	defer runtime.Close(context.WithoutCancel(ctx))
 
 	kubeReserved, systemReserved, evictionHard := o.reservations()
@@ -118,6 +125,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("connect to image service: %w", err)
 	}
+	imageService = criMetrics.ImageService(imageService)
 	defer imageService.Close(context.WithoutCancel(ctx))
 	nodes := node.NewController(node.Config{
 		NodeName:                 o.nodeName,
@@ -139,9 +147,7 @@ func run(ctx context.Context, o *options) error {
 		RuntimeStatusTimeout:     min(o.runtimeRequestTimeout, 5*time.Second),
 	}, clients.heartbeat, runtime, imageService, machine, clock.RealClock{})
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pm, err := newPodMachinery(ctx, o, clients, runtime, machine, nodes.LocalNode, registry)
+	pm, err := newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry)
 	if err != nil {
 		return err
 	}

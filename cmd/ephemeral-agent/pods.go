@@ -27,6 +27,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criinstrument"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
@@ -64,7 +65,7 @@ type podMachinery struct {
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -72,6 +73,8 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 	if err != nil {
 		return nil, fmt.Errorf("connect to image service: %w", err)
 	}
+	// The pulls' connection is counted with the others.
+	imageService = criMetrics.ImageService(imageService)
 	// Informers watch through a client without a request timeout; every
 	// other call goes through one with.
 	client := clients.api
@@ -172,6 +175,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Workers:      o.podSyncWorkers,
 		Resync:       o.syncFrequency,
 		RelistPeriod: o.relistPeriod,
+		Registerer:   reg,
 	}, registeringSyncer{PodSyncer: pm.syncer, pods: pm.source, objects: objects}, runtime)
 	if err := pm.source.OnChange(pm.workers.Enqueue); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/queuemetrics"
 )
 
 // PodSyncer syncs one pod; Syncer is the real one.
@@ -55,7 +57,14 @@ type WorkerConfig struct {
 	// Clock times the syncs, retries and health checks; nil is the real
 	// clock.
 	Clock WorkerClock
+	// Registerer takes the queue's metrics (the workqueue_* ones, queue
+	// name "pod_workers") and ephemeral_agent_tracked_pods; nil: none.
+	// The names can be registered once per registry: one Workers each.
+	Registerer prometheus.Registerer
 }
+
+// queueName names the sync queue in its workqueue_* metrics.
+const queueName = "pod_workers"
 
 // Workers runs per-pod syncs. Any trigger (pod informer, relist, retry,
 // timer) only enqueues the pod's UID; the queue guarantees one sync at a
@@ -73,6 +82,9 @@ type Workers struct {
 	// failures in a row.
 	limiter workqueue.TypedRateLimiter[types.UID]
 	queue   workqueue.TypedInterface[types.UID]
+	// retries counts the failed syncs that were retried: the queue does
+	// not, the workers time retries themselves.
+	retries workqueue.CounterMetric
 
 	healthMu sync.Mutex
 	health   healthClock
@@ -106,16 +118,56 @@ func NewWorkers(cfg WorkerConfig, syncer PodSyncer, rt Runtime) *Workers {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &Workers{
+	qcfg := workqueue.TypedQueueConfig[types.UID]{Name: queueName, Clock: clk}
+	var retries workqueue.CounterMetric = noRetries{}
+	if cfg.Registerer != nil {
+		provider := queuemetrics.NewProvider(cfg.Registerer)
+		qcfg.MetricsProvider = provider
+		retries = provider.NewRetriesMetric(queueName)
+	}
+	w := &Workers{
 		cfg:      cfg,
 		syncer:   syncer,
 		runtime:  rt,
 		clock:    clk,
 		limiter:  limiter,
-		queue:    workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[types.UID]{Name: "pods", Clock: clk}),
+		queue:    workqueue.NewTypedWithConfig(qcfg),
+		retries:  retries,
 		lastSeen: map[string]seenObject{},
 		timers:   map[types.UID]*timedSync{},
 	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ephemeral_agent_tracked_pods",
+			Help: "Pods the sync workers keep state of (a timed sync, a retry backoff, runtime objects seen by the last relist); it follows the pods that exist, not those that ever existed.",
+		}, func() float64 { return float64(w.trackedPods()) }))
+	}
+	return w
+}
+
+// noRetries counts nothing, for Workers without metrics.
+type noRetries struct{}
+
+func (noRetries) Inc() {}
+
+// Len returns how many pods wait in the queue for a sync; pods syncing now
+// are not counted, nor those waiting for a timed sync or a retry.
+func (w *Workers) Len() int { return w.queue.Len() }
+
+// trackedPods returns how many pods the workers keep state of. A pod with
+// a retry backoff has a timed sync too, except after Run returned, so the
+// timers and the last relist tell them all.
+func (w *Workers) trackedPods() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pods := make(map[types.UID]struct{}, len(w.timers))
+	for uid := range w.timers {
+		pods[uid] = struct{}{}
+	}
+	for _, o := range w.lastSeen {
+		pods[o.pod] = struct{}{}
+	}
+	return len(pods)
 }
 
 // Enqueue asks for a sync of the pod with that UID.
@@ -169,6 +221,7 @@ func (w *Workers) processNext(ctx context.Context) bool {
 		if !errors.Is(err, errRetry) {
 			klog.FromContext(ctx).Error(err, "Failed to sync pod", "podUID", uid)
 		}
+		w.retries.Inc()
 		w.syncAfter(uid, w.limiter.When(uid))
 	case err != nil:
 		// The agent is stopping: no retry, nothing to time.
