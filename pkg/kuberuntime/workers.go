@@ -235,7 +235,15 @@ func (w *Workers) processNext(ctx context.Context) bool {
 			klog.FromContext(ctx).Error(err, "Failed to sync pod", "podUID", uid)
 		}
 		w.retries.Inc()
-		w.syncAfter(uid, w.limiter.When(uid))
+		// A retry backs off, but never past the time the sync asked for:
+		// one container that keeps failing (a debugger whose target does
+		// not run) must not delay what else of the pod is due (a
+		// crash-looping container's restart after its back-off).
+		next := w.limiter.When(uid)
+		if res.RequeueAfter > 0 && res.RequeueAfter < next {
+			next = res.RequeueAfter
+		}
+		w.syncAfter(uid, next)
 	case err != nil:
 		// The agent is stopping: no retry, nothing to time.
 	case res.Gone:

@@ -385,6 +385,30 @@ func TestWorkersStatusChangeWaitsForRetry(t *testing.T) {
 	}
 }
 
+// A failed sync that asked to come back sooner than its backoff (a
+// container's restart due then) comes back then: another container's
+// failures do not hold it.
+func TestWorkersRetryNoLaterThanAsked(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	s := newCountingSyncer(func(types.UID, int) (time.Duration, error) { return 20 * time.Millisecond, errRetry })
+	w := newTestWorkers(t, WorkerConfig{Resync: time.Hour}, s, criapitesting.NewFakeRuntimeService())
+	// Failures before: the backoff has grown to its 30s cap.
+	for range 8 {
+		w.limiter.When("a")
+	}
+	w.Enqueue("a")
+	w.processNext(ctx)
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		return w.queue.Len() == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("the pod was not synced again when its sync asked (20ms), but after its failure backoff: %v", err)
+	}
+	if n := w.limiter.NumRequeues("a"); n != 9 {
+		t.Errorf("%d rate-limited requeues, want 9: the failure still counts", n)
+	}
+}
+
 // A sync that fails because the agent is stopping is no failure of the pod:
 // it is not retried.
 func TestWorkersNoRetryWhenStopping(t *testing.T) {

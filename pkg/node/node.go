@@ -319,18 +319,22 @@ func (c *Controller) initialNode() *v1.Node {
 	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: c.cfg.NodeName, Labels: labels, Annotations: annotations}}
 }
 
-// syncStatus sends the node status when it changed, or when the report
-// interval has passed since the last one.
+// syncStatus sends the node status when it changed, when the Node in the
+// API says otherwise, or when the report interval has passed since the
+// last one.
+//
+// The Node is read every period, as the kubelet does (from the API
+// server's cache): another component may have rewritten a condition the
+// agent owns. The node lifecycle controller marks Ready Unknown when it saw
+// no heartbeat for its grace period (after an API server outage, say), and
+// it never sets it back: only the agent's next patch does.
 func (c *Controller) syncStatus(ctx context.Context) error {
 	c.mu.Lock()
 	want := desiredConditions(c.health, c.pressure)
 	due := c.clock.Since(c.lastReport) >= c.cfg.StatusReportFrequency
 	changed := conditionsChanged(c.reported, want) || !apiequality.Semantic.DeepEqual(c.reportedImages, c.nodeImages)
 	c.mu.Unlock()
-	if !changed && !due {
-		return nil
-	}
-	node, err := c.client.CoreV1().Nodes().Get(ctx, c.cfg.NodeName, metav1.GetOptions{})
+	node, err := c.client.CoreV1().Nodes().Get(ctx, c.cfg.NodeName, metav1.GetOptions{ResourceVersion: "0"})
 	if apierrors.IsNotFound(err) {
 		// Deleted behind our back: register again, as the kubelet does
 		// after a restart.
@@ -338,6 +342,9 @@ func (c *Controller) syncStatus(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("get node: %w", err)
+	}
+	if !changed && !due && !conditionsChanged(node.Status.Conditions, want) {
+		return nil
 	}
 	return c.patchStatus(ctx, node)
 }

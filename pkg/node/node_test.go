@@ -217,6 +217,47 @@ func TestSyncStatusFollowsRuntime(t *testing.T) {
 	}
 }
 
+// TestSyncStatusRestoresConditionsChangedByOthers: the node lifecycle
+// controller marks Ready Unknown after it missed heartbeats (an API server
+// outage); the agent, whose own view did not change, puts Ready back to
+// True at its next period, not at the report interval.
+func TestSyncStatusRestoresConditionsChangedByOthers(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	rt := &fakeRuntime{status: runtimeStatus(true, true)}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := NewController(testConfig(), client, rt, &fakeImages{}, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := findCondition(n.Status.Conditions, v1.NodeReady)
+	if ready == nil || ready.Status != v1.ConditionTrue {
+		t.Fatalf("Ready after registration = %+v", ready)
+	}
+	ready.Status, ready.Reason, ready.Message = v1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."
+	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Step(time.Second)
+	c.observeRuntime(ctx)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err = client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := findCondition(n.Status.Conditions, v1.NodeReady); r.Status != v1.ConditionTrue || r.Reason != "KubeletReady" {
+		t.Errorf("Ready one period after the controller marked it Unknown = %+v, want True KubeletReady", r)
+	}
+}
+
 func TestSyncStatusReregistersDeletedNode(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	client := fake.NewClientset()

@@ -85,8 +85,11 @@ func NewManager(client kubernetes.Interface, pods PodGetter, recorder Recorder, 
 		node:     node,
 		clock:    clk,
 		refusals: map[types.UID]string{},
+		// Failed patches back off up to the kubelet's status sync period
+		// (10s): after an API server outage, every status lands within it
+		// of the server's return.
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](200*time.Millisecond, 30*time.Second),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](200*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pod-status"}),
 		desired: map[types.UID]*v1.Pod{},
 	}

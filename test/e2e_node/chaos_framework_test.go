@@ -90,15 +90,6 @@ func recordFigure(t *testing.T, key string, value any) {
 	}
 }
 
-// addFigure adds delta to an integer figure (counts summed across tests).
-func addFigure(t *testing.T, key string, delta int) {
-	t.Helper()
-	figures.mu.Lock()
-	n, _ := figures.m[key].(int)
-	figures.mu.Unlock()
-	recordFigure(t, key, n+delta)
-}
-
 // agentMetrics scrapes the agent's /metrics (as the cluster admin).
 func agentMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -121,25 +112,8 @@ func agentMetrics(t *testing.T) map[string]*dto.MetricFamily {
 // metricSum is the sum of a counter, gauge or untyped family's samples
 // whose labels include every pair of labels ("k=v"), 0 when absent.
 func metricSum(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	f, ok := fams[name]
-	if !ok {
-		return 0
-	}
 	var sum float64
-samples:
-	for _, m := range f.GetMetric() {
-		for _, l := range labels {
-			k, v, _ := strings.Cut(l, "=")
-			found := false
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == k && lp.GetValue() == v {
-					found = true
-				}
-			}
-			if !found {
-				continue samples
-			}
-		}
+	for _, m := range matchingSamples(fams, name, labels) {
 		switch {
 		case m.GetCounter() != nil:
 			sum += m.GetCounter().GetValue()
@@ -150,6 +124,33 @@ samples:
 		}
 	}
 	return sum
+}
+
+// metricPresent reports whether the family has a sample carrying every
+// label pair ("k=v").
+func metricPresent(fams map[string]*dto.MetricFamily, name string, labels ...string) bool {
+	return len(matchingSamples(fams, name, labels)) > 0
+}
+
+// matchingSamples returns the family's samples whose labels include every
+// pair of labels ("k=v").
+func matchingSamples(fams map[string]*dto.MetricFamily, name string, labels []string) []*dto.Metric {
+	var out []*dto.Metric
+samples:
+	for _, m := range fams[name].GetMetric() {
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			found := false
+			for _, lp := range m.GetLabel() {
+				found = found || (lp.GetName() == k && lp.GetValue() == v)
+			}
+			if !found {
+				continue samples
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // rssKB is the resident set size of process pid, in KiB.
