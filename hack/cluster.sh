@@ -282,7 +282,9 @@ stop_containerd() {
 	stop_bg containerd
 	kill_strays "containerd --config $STATE/containerd/config.toml"
 	# Shims outlive containerd by design; they serve no one once it is gone.
-	kill_strays "containerd-shim-runc-v2 -namespace k8s.io -address $SOCK"
+	# A shim serving a task has "-id ID" before its address (one that a
+	# runtime restart orphaned has no container to remove through CRI).
+	kill_strays "containerd-shim-runc-v2 -namespace k8s.io (-id [0-9a-f]+ )?-address $SOCK"
 	unmount_under "$RUN/containerd" "$STATE/containerd"
 }
 

@@ -6,7 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$EA_ROOT"
 
-trap e2e_teardown EXIT
+# Torn down whatever happens.
+trap 'rc=$?; e2e_down || rc=1; exit $rc' EXIT
 hack/cluster.sh up --instance e2e --fresh --no-agent
 source "$EA_OUTPUT/e2e/env"
 

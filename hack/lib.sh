@@ -29,11 +29,11 @@ go_tool() {
 	ln -sf "$dir/$name" "$EA_BIN/$name"
 }
 
-# e2e_teardown, an EXIT trap: tears the "e2e" environment down whatever
-# happened, then proves nothing is left: CI runs on a machine that must stay
-# clean for the next run.
-e2e_teardown() {
-	local rc=$?
+# e2e_down tears the "e2e" environment down, then proves nothing is left:
+# CI runs on a machine that must stay clean for the next run. It fails when
+# the teardown failed or left mounts, processes or cgroups behind.
+e2e_down() {
+	local rc=0
 	"$EA_ROOT/hack/cluster.sh" down --instance e2e || rc=1
 	local mounts procs cgroups
 	mounts=$(awk '$5 ~ "^/(var/lib|run)/ephemeral-agent/e2e/" {print $5}' /proc/self/mountinfo)
@@ -44,5 +44,5 @@ e2e_teardown() {
 		printf '%s\n' $mounts "$procs" $cgroups >&2
 		rc=1
 	fi
-	exit "$rc"
+	return "$rc"
 }
