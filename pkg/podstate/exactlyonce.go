@@ -30,12 +30,12 @@ const MaxReplacements = 10
 // task or the shim directory the interrupted call left ("already exists",
 // "file exists"). containerd's recovery keeps a container CREATED only when
 // its task never started (one that did is reported running or exited), so
-// that command never ran either. Only an abort while the task was being created proves the
-// command never ran: containerd wraps that in "failed to create containerd
-// task". Once the task exists ("failed to start containerd task"), the
-// shim may already have started the process, which containerd then kills:
-// the command ran, if only for a moment, and running it again would be a
-// second run.
+// that command never ran either. Only an abort while the task was being
+// created proves the command never ran: containerd wraps that in "failed to
+// create containerd task". Once the task exists ("failed to start
+// containerd task"), the shim may already have started the process, which
+// containerd then kills: the command ran, if only for a moment, and running
+// it again would be a second run.
 const abortedCreate = "failed to create containerd task"
 
 var abortedStartMessages = []string{
@@ -80,10 +80,10 @@ func ReportedEphemeral(pod *v1.Pod, name string) *v1.ContainerStatus {
 // AbortedStart reports whether c never ran because the runtime aborted its
 // start when its caller, the agent, went away, or found the remains of a
 // start its own restart interrupted: it exited without a start time, while
-// its task was being created, and the runtime's message says why. A start the runtime refused for the container's
-// own reasons (an executable that does not exist) is not aborted, and
-// neither is one aborted once the task existed, whose process may have run:
-// their exits are final.
+// its task was being created, and the runtime's message says why. A start
+// the runtime refused for the container's own reasons (an executable that
+// does not exist) is not aborted, and neither is one aborted once the task
+// existed, whose process may have run: their exits are final.
 func AbortedStart(c *Container) bool {
 	if !createFailed(c) {
 		return false
