@@ -171,11 +171,13 @@ func TestChaosKillsAndRestarts(t *testing.T) {
 			lost++
 			t.Errorf("%s/%s: never ran (status %+v, runtime %s): a lost debugger", pod.Name, n, s, describeCRI(cs))
 		}
-		// containerd restarted between the command's exit and its
-		// checkpoint of that exit: it reports exit 255, reason Unknown,
-		// as it does to the kubelet. The runtime lost the exit code; the
-		// agent reports what the runtime knows.
-		runtimeLostExit := ran == 1 && term != nil && term.Reason == "Unknown" && term.ExitCode == 255
+		// containerd restarted while the command ran or between its
+		// exit and containerd's checkpoint of that exit: it reports exit
+		// 255, reason Unknown, or cannot load the container at all
+		// (CONTAINER_UNKNOWN, reported as the kubelet reports it). The
+		// runtime lost the exit code; the agent reports what it knows.
+		runtimeLostExit := ran == 1 && term != nil &&
+			(term.Reason == "Unknown" && term.ExitCode == 255 || term.Reason == "ContainerStatusUnknown")
 		switch {
 		case runtimeLostExit:
 			exitsLost++
