@@ -258,6 +258,22 @@ func TestSyncEphemeralLostIsNeverCreatedAgain(t *testing.T) {
 	}
 }
 
+// failStart ends the only container named name in the fake runtime as
+// containerd ends a start that failed: exited, never started, exit code
+// 128, reason StartError with the runtime's message.
+func failStart(t *testing.T, rt *criapitesting.FakeRuntimeService, name, message string) {
+	t.Helper()
+	cs := containersNamed(t, rt, name)
+	if len(cs) != 1 {
+		t.Fatalf("%d %s containers, want 1", len(cs), name)
+	}
+	rt.Lock()
+	defer rt.Unlock()
+	c := rt.Containers[cs[0].Id]
+	c.State, c.StartedAt, c.ExitCode = runtimeapi.ContainerState_CONTAINER_EXITED, 0, 128
+	c.Reason, c.Message = "StartError", message
+}
+
 func TestSyncEphemeralAbortedStartIsReplacedOnce(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	pod := testPod(withEphemeral("debugger", "app"))
@@ -266,16 +282,8 @@ func TestSyncEphemeralAbortedStartIsReplacedOnce(t *testing.T) {
 	_, _ = s.SyncPod(ctx, pod.UID)
 	abort := func() {
 		t.Helper()
-		dbg := containersNamed(t, rt, "debugger")
-		if len(dbg) != 1 {
-			t.Fatalf("%d debugger containers, want 1", len(dbg))
-		}
 		// What containerd leaves when the agent dies during StartContainer.
-		rt.Lock()
-		c := rt.Containers[dbg[0].Id]
-		c.State, c.StartedAt, c.ExitCode = runtimeapi.ContainerState_CONTAINER_EXITED, 0, 128
-		c.Reason, c.Message = "StartError", "failed to create containerd task: failed to create shim task: context canceled: unknown"
-		rt.Unlock()
+		failStart(t, rt, "debugger", "failed to create containerd task: failed to create shim task: context canceled: unknown")
 	}
 	for i := 1; i <= podstate.MaxReplacements+1; i++ {
 		abort()
@@ -335,17 +343,9 @@ func TestSyncEphemeralStartInterruptedIsReplaced(t *testing.T) {
 			// The next start fails while the runtime creates the task.
 			rt.InjectError("StartContainer", errors.New(remains))
 			_, _ = s.SyncPod(ctx, pod.UID)
-			dbg := containersNamed(t, rt, "debugger")
-			if len(dbg) != 1 {
-				t.Fatalf("%d debugger containers, want 1", len(dbg))
-			}
-			rt.Lock()
-			c := rt.Containers[dbg[0].Id]
-			c.State, c.StartedAt, c.ExitCode = runtimeapi.ContainerState_CONTAINER_EXITED, 0, 128
-			c.Reason, c.Message = "StartError", remains
-			rt.Unlock()
+			failStart(t, rt, "debugger", remains)
 			_, _ = s.SyncPod(ctx, pod.UID)
-			dbg = containersNamed(t, rt, "debugger")
+			dbg := containersNamed(t, rt, "debugger")
 			if len(dbg) != 1 {
 				t.Fatalf("%d debugger containers after the failed start, want 1", len(dbg))
 			}

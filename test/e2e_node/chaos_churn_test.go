@@ -172,9 +172,9 @@ func podsOnNode(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// churnLeftovers lists what the node still holds of the churned pods: CRI
-// sandboxes and containers, pod directories, mounts.
-func churnLeftovers(t *testing.T, uids map[types.UID]bool) []string {
+// podLeftovers lists what the node still holds of the pods with those
+// UIDs, deleted: CRI sandboxes and containers, pod directories, mounts.
+func podLeftovers(t *testing.T, uids map[types.UID]bool) []string {
 	t.Helper()
 	ctx := context.Background()
 	rs := criClient(t)
@@ -301,7 +301,7 @@ func TestChaosPodChurn(t *testing.T) {
 	waitFor(t, "nothing of the churned pods left on the node", 60*time.Second, func(context.Context) (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		left = churnLeftovers(t, uids)
+		left = podLeftovers(t, uids)
 		if len(left) > 0 {
 			return false, fmt.Errorf("%d left: %s", len(left), strings.Join(left[:min(len(left), 5)], "; "))
 		}

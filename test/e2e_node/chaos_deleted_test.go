@@ -4,16 +4,14 @@ package e2enode
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -107,20 +105,9 @@ func TestChaosPodDeletedMidCreate(t *testing.T) {
 // container of the deleted pod and its directory is gone with its mounts.
 func assertPodLeftNothing(t *testing.T, pod *v1.Pod) {
 	t.Helper()
-	rs := criClient(t)
-	dir := filepath.Join(rootDir(), "pods", string(pod.UID))
 	waitFor(t, fmt.Sprintf("nothing left of deleted pod %s", pod.Name), 60*time.Second, func(context.Context) (bool, error) {
-		if sbs := criSandboxes(t, rs, string(pod.UID)); len(sbs) > 0 {
-			return false, fmt.Errorf("%d CRI sandboxes left", len(sbs))
-		}
-		if cs := criContainers(t, rs, string(pod.UID), ""); len(cs) > 0 {
-			return false, fmt.Errorf("CRI containers left: %s", describeCRI(cs))
-		}
-		if ms := mountsUnder(t, dir); len(ms) > 0 {
-			return false, fmt.Errorf("mounts left: %v", ms)
-		}
-		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
-			return false, fmt.Errorf("pod directory %s left (%v)", dir, err)
+		if left := podLeftovers(t, map[types.UID]bool{pod.UID: true}); len(left) > 0 {
+			return false, fmt.Errorf("left: %s", strings.Join(left, "; "))
 		}
 		return true, nil
 	})

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -98,18 +97,6 @@ func describeReady(ss []readySample, since time.Time) string {
 		parts = append(parts, fmt.Sprintf("+%.1fs %s/%s", s.at.Sub(since).Seconds(), s.status, s.reason))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// healthz returns the agent's plain /healthz answer.
-func healthz() (int, string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + testEnv.healthzPort + "/healthz?verbose")
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
 }
 
 // latestAttempt returns the newest CRI container of the pod's container
@@ -286,7 +273,7 @@ func TestChaosAPIServerOutage(t *testing.T) {
 		if cs := criContainers(t, rs, string(gated.UID), "late"); lateStarted.IsZero() && len(cs) > 0 {
 			lateStarted = time.Unix(0, cs[0].CreatedAt)
 		}
-		if code, body, err := healthz(); err != nil || code != http.StatusOK {
+		if code, body, err := healthz("/healthz?verbose"); err != nil || code != http.StatusOK {
 			t.Errorf("/healthz during the outage: %d %v %q", code, err, body)
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -432,7 +419,7 @@ func TestChaosAPIServerOutage(t *testing.T) {
 		t.Fatalf("the agent exited: %v", a.exitErr)
 	default:
 	}
-	if code, body, err := healthz(); err != nil || code != http.StatusOK {
+	if code, body, err := healthz("/healthz?verbose"); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz after the outage: %d %v %q", code, err, body)
 	}
 	t.Logf("converged %.1fs after an outage of %s", convergeS, outage.Round(100*time.Millisecond))

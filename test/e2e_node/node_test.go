@@ -139,13 +139,24 @@ func TestReadyFollowsRuntime(t *testing.T) {
 // loopbackHealthz returns the plain healthz port's answer.
 func loopbackHealthz(t *testing.T) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://127.0.0.1:" + testEnv.healthzPort + "/healthz")
+	code, body, err := healthz("/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return code, body
+}
+
+// healthz returns the healthz port's answer to path ("/healthz",
+// "/healthz?verbose").
+func healthz(path string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + testEnv.healthzPort + path)
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
 }
 
 func TestAgentRestartsCleanly(t *testing.T) {
