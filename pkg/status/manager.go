@@ -69,7 +69,7 @@ type Manager struct {
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
 
 	mu      sync.Mutex
-	desired map[types.UID]*v1.Pod // pod with the status to send
+	desired map[types.UID]*pending // status to send, by pod
 	// refusals holds, per pod, the key (refusalKey) of the last refusal
 	// told in an Event, so a status refused again is not told again.
 	refusals map[types.UID]string
@@ -91,15 +91,23 @@ func NewManager(client kubernetes.Interface, pods PodGetter, recorder Recorder, 
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](200*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pod-status"}),
-		desired: map[types.UID]*v1.Pod{},
+		desired: map[types.UID]*pending{},
 	}
+}
+
+// pending is a status waiting to be sent and the pod it was computed for.
+// The pod is the cache's object, shared and never written to: holding it
+// spares a deep copy of the whole pod on every sync, when only the status
+// is the manager's own.
+type pending struct {
+	pod    *v1.Pod
+	status v1.PodStatus
 }
 
 // SetPodStatus records the status implied by state and waiting, and asks
 // for it to be sent.
 func (m *Manager) SetPodStatus(pod *v1.Pod, state *podstate.PodState, waiting map[podstate.ContainerKey]podstate.Waiting) {
-	p := pod.DeepCopy()
-	p.Status = Compute(pod, state, waiting, m.node, m.clock.Now())
+	p := &pending{pod: pod, status: Compute(pod, state, waiting, m.node, m.clock.Now())}
 	m.mu.Lock()
 	m.desired[pod.UID] = p
 	m.mu.Unlock()
@@ -116,7 +124,7 @@ func (m *Manager) ForgetPod(uid types.UID) {
 
 // drop drops the pending status want of the pod, unless SetPodStatus
 // replaced it since: a newer status is always sent.
-func (m *Manager) drop(uid types.UID, want *v1.Pod) {
+func (m *Manager) drop(uid types.UID, want *pending) {
 	m.mu.Lock()
 	if m.desired[uid] == want {
 		delete(m.desired, uid)
@@ -189,10 +197,10 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 	// The cache may have seen a newer status than the pod the status was
 	// computed from: it still must not go backwards from it, nor undo what
 	// other writers set meanwhile (their conditions above all).
-	status := want.Status.DeepCopy()
-	NoRegression(&cur.Status, status, want)
+	status := want.status.DeepCopy()
+	NoRegression(&cur.Status, status, want.pod)
 	status = Merge(cur, &cur.Status, status, m.clock.Now())
-	err := m.patch(ctx, want, &cur.Status, status)
+	err := m.patch(ctx, want.pod, &cur.Status, status)
 	if apierrors.IsInvalid(err) {
 		err = m.refused(ctx, want, &cur.Status, status, err)
 	} else if err == nil {
@@ -238,8 +246,9 @@ func (m *Manager) patch(ctx context.Context, pod *v1.Pod, cur, status *v1.PodSta
 // (phase, conditions, the other containers) lands. Whatever that second
 // patch gives, the refused status is not sent again: retried as it is, it
 // would be refused forever. It returns the error to retry for, if any.
-func (m *Manager) refused(ctx context.Context, want *v1.Pod, cur, status *v1.PodStatus, err error) error {
-	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(want))
+func (m *Manager) refused(ctx context.Context, want *pending, cur, status *v1.PodStatus, err error) error {
+	pod := want.pod
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
 	msg := err.Error()
 	var apiStatus apierrors.APIStatus
 	if errors.As(err, &apiStatus) {
@@ -248,28 +257,28 @@ func (m *Manager) refused(ctx context.Context, want *v1.Pod, cur, status *v1.Pod
 	fallback, withheld := withholdRefused(cur, status, err)
 	key := refusalKey(msg, withheld)
 	m.mu.Lock()
-	news := m.refusals[want.UID] != key
-	m.refusals[want.UID] = key
+	news := m.refusals[pod.UID] != key
+	m.refusals[pod.UID] = key
 	m.mu.Unlock()
 	if news {
 		logger.Error(err, "API server refused the pod status as invalid, sending it without the refused container statuses")
 		if m.recorder != nil {
-			m.recorder.Eventf(want, v1.EventTypeWarning, ReasonFailedStatusUpdate, "Pod status update refused by the API server: %s", msg)
+			m.recorder.Eventf(pod, v1.EventTypeWarning, ReasonFailedStatusUpdate, "Pod status update refused by the API server: %s", msg)
 		}
 	} else {
 		logger.V(2).Info("API server refused the pod status as invalid again, sending it without the refused container statuses", "err", err)
 	}
-	err = m.patch(ctx, want, cur, fallback)
+	err = m.patch(ctx, pod, cur, fallback)
 	switch {
 	case err == nil:
 		// What could land did; the refused part waits for a new status.
-		m.drop(want.UID, want)
+		m.drop(pod.UID, want)
 		return nil
 	case apierrors.IsInvalid(err):
 		if news {
 			logger.Error(err, "API server refused the pod status without the refused container statuses too, dropping it until the next status")
 		}
-		m.drop(want.UID, want)
+		m.drop(pod.UID, want)
 		return nil
 	}
 	return err

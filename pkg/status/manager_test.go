@@ -143,8 +143,8 @@ func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// pending reports whether m still holds a status to send for the pod.
-func pending(m *Manager, uid types.UID) bool {
+// hasPending reports whether m still holds a status to send for the pod.
+func hasPending(m *Manager, uid types.UID) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, ok := m.desired[uid]
@@ -288,7 +288,7 @@ func TestManagerForgetsPodOnNotFoundOrConflict(t *testing.T) {
 			if err := m.send(ctx, pod.UID); err != nil {
 				t.Fatalf("send = %v, want nil", err)
 			}
-			if pending(m, pod.UID) {
+			if hasPending(m, pod.UID) {
 				t.Error("pending status kept after the pod is gone")
 			}
 			if err := m.send(ctx, pod.UID); err != nil {
@@ -469,7 +469,7 @@ func TestManagerInvalidPatch(t *testing.T) {
 	poll(ctx, t, "the rest of the status never landed", func() bool {
 		return apiPod(ctx, t, client, pod).Status.PodIP == "10.0.0.1"
 	})
-	poll(ctx, t, "pending status kept", func() bool { return !pending(m, pod.UID) })
+	poll(ctx, t, "pending status kept", func() bool { return !hasPending(m, pod.UID) })
 	got := apiPod(ctx, t, client, pod)
 	if got.Status.Phase != v1.PodRunning || len(got.Status.ContainerStatuses) != 1 || got.Status.ContainerStatuses[0].State.Running == nil {
 		t.Errorf("API holds phase %s containers %+v, want Running with app running", got.Status.Phase, got.Status.ContainerStatuses)
@@ -499,7 +499,7 @@ func TestManagerInvalidPatch(t *testing.T) {
 
 	// The same status again (the next sync): refused again, not told again.
 	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
-	poll(ctx, t, "second status not handled", func() bool { return !pending(m, pod.UID) && len(statusPatches(client)) >= 3 })
+	poll(ctx, t, "second status not handled", func() bool { return !hasPending(m, pod.UID) && len(statusPatches(client)) >= 3 })
 	if n := len(recorded(m)); n != 1 {
 		t.Errorf("%d Events after the same refusal again, want still 1", n)
 	}
@@ -548,7 +548,7 @@ func TestManagerInvalidPatchRefusedTwice(t *testing.T) {
 	refuse(client, `"status"`, invalid(pod, fieldpkg.NewPath("status", "conditions").Index(0)))
 	m.SetPodStatus(pod, stateWithDebugger("10.0.0.1"), nil)
 	runManager(ctx, t, m)
-	poll(ctx, t, "pending status kept", func() bool { return !pending(m, pod.UID) })
+	poll(ctx, t, "pending status kept", func() bool { return !hasPending(m, pod.UID) })
 	// Give an endless retry the time to show.
 	time.Sleep(500 * time.Millisecond)
 	if n := len(statusPatches(client)); n != 2 {

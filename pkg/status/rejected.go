@@ -35,8 +35,7 @@ func Rejected(pod *v1.Pod, reason, message string, now time.Time) v1.PodStatus {
 // NoRegression keeps it, with its reason and message, from any status
 // computed later.
 func (m *Manager) RejectPod(pod *v1.Pod, reason, message string) {
-	p := pod.DeepCopy()
-	p.Status = Rejected(pod, reason, message, m.clock.Now())
+	p := &pending{pod: pod, status: Rejected(pod, reason, message, m.clock.Now())}
 	m.mu.Lock()
 	m.desired[pod.UID] = p
 	m.mu.Unlock()
