@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/ephemeral-agent/ephemeral-agent/test/bench/result"
@@ -64,6 +65,9 @@ func Print(w io.Writer, s Summary) error {
 		return fmt.Errorf("print table: %w", err)
 	}
 	fmt.Fprintln(w)
+	if note := scaleNote(s); note != "" {
+		fmt.Fprintln(w, note)
+	}
 	for _, t := range s.Targets {
 		verdict := "MISSED"
 		switch {
@@ -116,4 +120,21 @@ func idlePods(s Summary) string {
 		return "-"
 	}
 	return p[0]
+}
+
+// scaleNote warns when the results were taken at different scales: their
+// figures then compare different loads.
+func scaleNote(s Summary) string {
+	var parts []string
+	seen := map[float64]bool{}
+	for _, r := range []*result.Result{s.Ours, s.Kubelet, s.Floor} {
+		if r != nil {
+			parts = append(parts, fmt.Sprintf("%s %g", r.Name, r.Scale))
+			seen[r.Scale] = true
+		}
+	}
+	if len(seen) < 2 {
+		return ""
+	}
+	return "note: results taken at different scales (" + strings.Join(parts, ", ") + "): their figures compare different loads"
 }

@@ -46,3 +46,14 @@ func TestPrintLastLineIsJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestScaleNote(t *testing.T) {
+	full := &result.Result{Name: "floor", Scale: 1}
+	quick := &result.Result{Name: "ours", Scale: 0.2}
+	if n := scaleNote(Summary{Ours: quick, Floor: full}); !strings.Contains(n, "ours 0.2, floor 1") {
+		t.Errorf("note = %q, want both scales named", n)
+	}
+	if n := scaleNote(Summary{Ours: full, Floor: full}); n != "" {
+		t.Errorf("note = %q for equal scales, want none", n)
+	}
+}
