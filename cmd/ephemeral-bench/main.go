@@ -57,6 +57,9 @@ func main() {
 	case errors.Is(err, pflag.ErrHelp):
 	case errors.Is(err, errUsage):
 		os.Exit(2)
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		fmt.Fprintf(os.Stderr, "ephemeral-bench %s: interrupted (%v)\n", os.Args[1], err)
+		os.Exit(1)
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "ephemeral-bench %s: %v\n", os.Args[1], err)
 		os.Exit(1)

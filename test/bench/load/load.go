@@ -16,7 +16,7 @@ type Op func(ctx context.Context, i int) (time.Duration, error)
 // Run performs n operations with at most inFlight running at once (1: one
 // after the other) and returns their latencies in index order. The first
 // error cancels the operations not yet started and is returned, with any
-// later ones, once the running ones end.
+// later ones, once the running ones end; a cancelled ctx returns its error.
 func Run(ctx context.Context, n, inFlight int, op Op) ([]time.Duration, error) {
 	if n < 0 || inFlight < 1 {
 		return nil, fmt.Errorf("invalid load: %d operations, %d in flight", n, inFlight)
@@ -56,11 +56,12 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
+	// When the caller cancelled, the operations' errors only echo that.
 	if err := parent.Err(); err != nil {
 		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }
