@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -125,5 +126,29 @@ func TestDebugContainer(t *testing.T) {
 	}
 	if c := debugContainer("d", "img", running); strings.Join(c.Command, " ") != "sleep 3600" {
 		t.Errorf("running debug container command = %v, want sleep 3600", c.Command)
+	}
+}
+
+func TestCheckCapacity(t *testing.T) {
+	node := func(pods string) *v1.Node {
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}}
+		if pods != "" {
+			n.Status.Allocatable = v1.ResourceList{v1.ResourcePods: resource.MustParse(pods)}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		pods         string
+		others, want int
+		wantErr      bool
+	}{
+		{"110", 0, 110, false},
+		{"110", 1, 110, true},
+		{"300", 2, 250, false},
+		{"", 5, 250, false},
+	} {
+		if err := checkCapacity(node(tc.pods), tc.others, tc.want); (err != nil) != tc.wantErr {
+			t.Errorf("checkCapacity(%s pods, %d others, %d wanted) = %v, want error %v", tc.pods, tc.others, tc.want, err, tc.wantErr)
+		}
 	}
 }

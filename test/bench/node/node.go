@@ -96,6 +96,9 @@ func Run(ctx context.Context, cs kubernetes.Interface, cfg Config) (res *result.
 	if err != nil {
 		return nil, fmt.Errorf("list pods on node %s: %w", cfg.Node, err)
 	}
+	if err := checkCapacity(n, len(others.Items), cfg.Counts.ManyPods); err != nil {
+		return nil, err
+	}
 	logger.Info("Starting", "node", cfg.Node, "otherPods", len(others.Items), "counts", cfg.Counts)
 
 	res = &result.Result{Name: cfg.Name, Image: cfg.Image, Started: started.UTC().Format(time.RFC3339),
@@ -136,10 +139,15 @@ func (b *bench) measureAll(ctx context.Context, res *result.Result) error {
 		}
 	}
 	// The idle figures want pods holding one debug container each: start
-	// afresh.
-	if err := b.deleteNamespaces(ctx, b.cfg.RunID); err != nil {
+	// afresh. The pods must be off the node; the namespace may go later
+	// (the final clean-up waits for it).
+	if err := b.deletePods(ctx, []string{small}); err != nil {
 		return err
 	}
+	if err := b.cs.CoreV1().Namespaces().Delete(ctx, small, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete namespace %s: %w", small, err)
+	}
+	delete(b.pods, small)
 	main := b.cfg.RunID + "-main"
 	if err := b.scaleTo(ctx, main, c.Idle); err != nil {
 		return err
@@ -323,7 +331,14 @@ func (b *bench) deleteNamespaces(ctx context.Context, runID string) error {
 	}
 	logger := klog.FromContext(ctx)
 	start := time.Now()
-	if err := b.deletePods(ctx, list.Items); err != nil {
+	names := make([]string, len(list.Items))
+	for i, ns := range list.Items {
+		names[i] = ns.Name
+	}
+	if err := b.deletePods(ctx, names); err != nil {
+		return err
+	}
+	if err := b.deleteEvents(ctx, names); err != nil {
 		return err
 	}
 	pods := 0
@@ -353,15 +368,15 @@ func (b *bench) deleteNamespaces(ctx context.Context, runID string) error {
 // delete them too, but one by one; and a pod is gone only once the node
 // agent confirmed its containers stopped, so the next workload starts on a
 // node that holds what it should.
-func (b *bench) deletePods(ctx context.Context, nss []v1.Namespace) error {
+func (b *bench) deletePods(ctx context.Context, nss []string) error {
 	if b.w == nil {
 		return nil
 	}
 	var pods []*v1.Pod
 	for _, ns := range nss {
-		ps, err := b.w.lister.Pods(ns.Name).List(labels.Everything())
+		ps, err := b.w.lister.Pods(ns).List(labels.Everything())
 		if err != nil {
-			return fmt.Errorf("list pods of namespace %s: %w", ns.Name, err)
+			return fmt.Errorf("list pods of namespace %s: %w", ns, err)
 		}
 		pods = append(pods, ps...)
 	}
@@ -381,12 +396,34 @@ func (b *bench) deletePods(ctx context.Context, nss []v1.Namespace) error {
 	// The cache, not the API server, is polled.
 	return poll(ctx, b.cfg.Timeout+time.Duration(len(pods))*500*time.Millisecond, "the bench pods to be gone", func(context.Context) (bool, error) {
 		for _, ns := range nss {
-			if ps, _ := b.w.lister.Pods(ns.Name).List(labels.Everything()); len(ps) > 0 {
+			if ps, _ := b.w.lister.Pods(ns).List(labels.Everything()); len(ps) > 0 {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
+}
+
+// deleteEvents deletes the namespaces' events, many at once: a run leaves
+// thousands, which the namespace controller would delete one by one for
+// minutes.
+func (b *bench) deleteEvents(ctx context.Context, nss []string) error {
+	for _, ns := range nss {
+		evs, err := b.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("list events of namespace %s: %w", ns, err)
+		}
+		if _, err := load.Run(ctx, len(evs.Items), 20, func(ctx context.Context, i int) (time.Duration, error) {
+			err := b.cs.CoreV1().Events(ns).Delete(ctx, evs.Items[i].Name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return 0, fmt.Errorf("delete event %s/%s: %w", ns, evs.Items[i].Name, err)
+			}
+			return 0, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // poll checks cond every 200 ms until it holds, fails, or timeout passes.
@@ -406,6 +443,21 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
 	}
+}
+
+// checkCapacity fails early when the node cannot run the many-pods
+// workload: its agent would reject pods beyond its maximum minutes into
+// the run.
+func checkCapacity(n *v1.Node, others, want int) error {
+	q, ok := n.Status.Allocatable[v1.ResourcePods]
+	if !ok {
+		return nil
+	}
+	if have := int(q.Value()); have < others+want {
+		return fmt.Errorf("node %s runs at most %d pods, %d already there, the bench needs %d more: raise the agent's --max-pods (kubelet: maxPods)",
+			n.Name, have, others, want)
+	}
+	return nil
 }
 
 func nodeReady(n *v1.Node) bool {
