@@ -335,19 +335,24 @@ func (b *bench) deleteNamespaces(ctx context.Context, runID string) error {
 	for i, ns := range list.Items {
 		names[i] = ns.Name
 	}
+	// Whatever fails here, the namespaces are still deleted: they take
+	// what is left with them.
+	var errs []error
 	if err := b.deletePods(ctx, names); err != nil {
-		return err
-	}
-	if err := b.deleteEvents(ctx, names); err != nil {
-		return err
+		errs = append(errs, err)
+	} else if err := b.deleteEvents(ctx, names); err != nil {
+		errs = append(errs, err)
 	}
 	pods := 0
 	for _, ns := range list.Items {
 		pods += b.pods[ns.Name]
 		if err := b.cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete namespace %s: %w", ns.Name, err)
+			errs = append(errs, fmt.Errorf("delete namespace %s: %w", ns.Name, err))
 		}
 		delete(b.pods, ns.Name)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	logger.Info("Deleting namespaces", "count", len(list.Items), "pods", pods)
 	err = poll(ctx, b.cfg.Timeout+time.Duration(pods)*500*time.Millisecond, "the bench namespaces to be gone", func(ctx context.Context) (bool, error) {
