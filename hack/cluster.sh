@@ -175,14 +175,14 @@ sign() { # sign NAME SUBJECT EXTENSIONS
 	rm -f "$CERTS/$name.csr"
 }
 
-kubeconfig() { # kubeconfig NAME USER
+kubeconfig() { # kubeconfig NAME USER [SERVER]
 	cat >"$CERTS/$1.kubeconfig" <<-EOF
 		apiVersion: v1
 		kind: Config
 		clusters:
 		- name: $instance
 		  cluster:
-		    server: ${SERVER:-https://127.0.0.1:$APISERVER_PORT}
+		    server: ${3:-https://127.0.0.1:$APISERVER_PORT}
 		    certificate-authority: $CERTS/ca.crt
 		users:
 		- name: $2
@@ -247,7 +247,7 @@ subjectAltName=IP:127.0.0.1,IP:$node_ip,DNS:localhost,DNS:$node_name"
 		sign kubelet "/O=system:nodes/CN=system:node:$kubelet_node_name" "$client"
 		sign kubelet-serving "/CN=$kubelet_node_name" "$server
 subjectAltName=IP:$netns_ip,DNS:$kubelet_node_name"
-		SERVER=https://$netns_host_ip:$APISERVER_PORT kubeconfig kubelet "system:node:$kubelet_node_name"
+		kubeconfig kubelet "system:node:$kubelet_node_name" "https://$netns_host_ip:$APISERVER_PORT"
 	fi
 	kubeconfig admin admin
 	kubeconfig node "system:node:$node_name"
