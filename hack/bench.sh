@@ -65,8 +65,10 @@ if wanted floor; then
 	# No node agent runs: the kubelet would remove sandboxes it does not own.
 	log "floor: raw CRI on the runtime, no node agent"
 	rm -f "$out/floor.json"
+	# Its sandboxes go below the instance's cgroup root, as the agents' pods
+	# do, and not to the runtime's default parent, outside what down removes.
 	"$bench" floor --cri-endpoint "$CONTAINER_RUNTIME_ENDPOINT" --image localhost/busybox:test \
-		--out "$out/floor.json" "${extra[@]}"
+		--cgroup-parent "$EA_CGROUP_ROOT/floor" --out "$out/floor.json" "${extra[@]}"
 fi
 if wanted ours; then measure_node agent ours; fi
 if wanted kubelet; then measure_node kubelet kubelet; fi
