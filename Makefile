@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/ephemeral-agent/ephemeral-agent/pkg/version.Version=$(V
 GO_TEST_FLAGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: all build deps control-plane images run stop status test unit fuzz e2e chaos vet lint fmt clean help
+.PHONY: all build deps control-plane kubelet images bench-binary run stop status test unit fuzz e2e chaos bench vet lint fmt clean help
 .DEFAULT_GOAL := all
 
 ## all: the default goal, same as build
@@ -23,6 +23,10 @@ deps:
 ## control-plane: kube-apiserver & co. from hack/tools, cached across clones
 control-plane:
 	hack/build-k8s.sh
+
+## kubelet: the upstream kubelet from hack/tools (make bench's reference), cached like the control plane
+kubelet:
+	hack/build-k8s.sh kubelet
 
 ## images: the offline test images as OCI archives
 images:
@@ -62,6 +66,15 @@ e2e: deps control-plane images build
 ## chaos: the fault run (longer fuzzing, agent kills, runtime restarts, API server outage, pod churn); prints its figures as one JSON line
 chaos: deps control-plane images build
 	hack/chaos.sh
+
+## bench: the benchmark (floor, our agent, the upstream kubelet) on a "bench" environment beside make run's; prints a table and one JSON line
+bench: deps control-plane kubelet images build bench-binary
+	hack/bench.sh
+
+## bench-binary: the benchmark program, into _output/bin
+bench-binary:
+	@[[ -d cmd/ephemeral-bench ]] || { echo "make bench: cmd/ephemeral-bench does not exist yet (the benchmark program)" >&2; exit 1; }
+	go build -o $(BIN)/ephemeral-bench ./cmd/ephemeral-bench
 
 ## vet: gofmt check, then go vet on every package, the e2e suite included
 vet:

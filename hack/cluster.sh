@@ -3,18 +3,24 @@
 # containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a
 # local image registry and ephemeral-agent as the node.
 #
-# Usage: hack/cluster.sh COMMAND [--instance local|e2e] [--fresh] [--no-agent]
+# Usage: hack/cluster.sh COMMAND [--instance local|e2e|bench] [--fresh] [--no-agent]
 #   up                 start what is not running (idempotent); --fresh wipes
 #                      etcd and every CRI pod first; --no-agent leaves the
 #                      node agent to the caller (the e2e suite starts its own)
 #   down               stop everything, remove CRI pods, unmount, clean up
 #   status             show which components run
-#   start COMPONENT    start one component (e.g. containerd), used by e2e tests
+#   start COMPONENT    start one component (e.g. containerd), used by e2e tests;
+#                      "kubelet" (bench only) starts the upstream kubelet
 #   stop COMPONENT     stop one component
+#   reset-runtime      (bench only) remove every CRI pod, the node agents'
+#                      mounts and pod cgroups: an empty runtime for the next agent
 #
-# Two instances can run side by side: "local" for make run and "e2e" for
-# make test. Each has fixed ports and fixed state paths outside the checkout,
-# so a fresh clone finds and cleans what a killed earlier run left behind.
+# Three instances can run side by side: "local" for make run, "e2e" for
+# make test and "bench" for make bench. Each has fixed ports and fixed state
+# paths outside the checkout, so a fresh clone finds and cleans what a killed
+# earlier run left behind. The bench instance also has a network namespace
+# (veth 10.250.0.1 on the host, 10.250.0.2 inside) where the upstream
+# kubelet runs, as it refuses a loopback node IP.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -32,6 +38,10 @@ while (($#)); do
 	shift
 done
 
+# netns (bench only): the network namespace of the upstream kubelet, joined
+# to the host by a veth pair; the API server and containerd's streaming
+# server listen on its host side.
+netns="" agent_extra_args=()
 case $instance in
 local)
 	port_base=0 node_name=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')} node_ip=10.89.0.1
@@ -41,7 +51,17 @@ e2e)
 	port_base=10000 node_name=${NODE_NAME:-ea-e2e-node} node_ip=10.89.0.2
 	pod_subnet=10.88.2.0/24 service_cidr=10.97.0.0/16
 	;;
-*) die "unknown instance $instance (local or e2e)" ;;
+bench)
+	# The benchmark names its nodes: NODE_NAME of another instance's env
+	# must not rename them. The /22 holds the 250-pod workload and more.
+	port_base=20000 node_name=ea-bench-agent node_ip=10.89.0.3
+	pod_subnet=10.88.4.0/22 service_cidr=10.98.0.0/16
+	netns=ea-bench netns_host_ip=10.250.0.1 netns_ip=10.250.0.2
+	veth_host=ea-bench-h veth_ns=ea-bench-n
+	kubelet_node_name=ea-bench-kubelet
+	agent_extra_args=(--max-pods 300)
+	;;
+*) die "unknown instance $instance (local, e2e or bench)" ;;
 esac
 
 STATE=/var/lib/ephemeral-agent/$instance
@@ -60,6 +80,13 @@ BRIDGE=eabr-$instance
 # Each instance's pods live below a cgroup root of their own, so one agent
 # never sweeps the other's pod cgroups.
 CGROUP_ROOT=/ea-$instance
+# A kubelet in the bench netns reaches the API server and the CRI streaming
+# server (exec, attach) at the veth's host side; the kube-apiserver takes one
+# bind address, hence all of them there.
+APISERVER_BIND=127.0.0.1 STREAM_ADDRESS=127.0.0.1
+if [[ -n $netns ]]; then
+	APISERVER_BIND=0.0.0.0 STREAM_ADDRESS=$netns_host_ip
+fi
 KUBECTL=$EA_BIN/kubectl
 CRICTL="$EA_BIN/crictl --runtime-endpoint unix://$SOCK --image-endpoint unix://$SOCK --timeout 30s"
 
@@ -148,14 +175,14 @@ sign() { # sign NAME SUBJECT EXTENSIONS
 	rm -f "$CERTS/$name.csr"
 }
 
-kubeconfig() { # kubeconfig NAME USER
+kubeconfig() { # kubeconfig NAME USER [SERVER]
 	cat >"$CERTS/$1.kubeconfig" <<-EOF
 		apiVersion: v1
 		kind: Config
 		clusters:
 		- name: $instance
 		  cluster:
-		    server: https://127.0.0.1:$APISERVER_PORT
+		    server: ${3:-https://127.0.0.1:$APISERVER_PORT}
 		    certificate-authority: $CERTS/ca.crt
 		users:
 		- name: $2
@@ -190,8 +217,14 @@ gen_certs() {
 	sign apiserver-kubelet-client "/O=ephemeral-agent:apiserver-kubelet-clients/CN=kube-apiserver-kubelet-client" "$client"
 	local svc_ip=${service_cidr%/*}
 	svc_ip=${svc_ip%.*}.1 # the first address: the kubernetes Service's ClusterIP
+	# The kubelet in the bench netns reaches the API server at the veth's host side.
+	local netns_san=""
+	[[ -n $netns ]] && netns_san=",IP:$netns_host_ip"
+	if [[ -n $netns && -f $CERTS/apiserver.crt ]] && ! openssl x509 -in "$CERTS/apiserver.crt" -noout -ext subjectAltName 2>/dev/null | grep -qF "IP Address:$netns_host_ip"; then
+		rm -f "$CERTS/apiserver.crt"
+	fi
 	sign apiserver "/CN=kube-apiserver" "$server
-subjectAltName=IP:127.0.0.1,IP:$svc_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1,IP:$svc_ip$netns_san,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 	# The API server and metrics-server reach the agent at the node's IP.
 	if [[ -f $CERTS/agent.crt ]] && ! openssl x509 -in "$CERTS/agent.crt" -noout -ext subjectAltName 2>/dev/null | grep -qF "IP Address:$node_ip"; then
 		rm -f "$CERTS/agent.crt"
@@ -209,6 +242,12 @@ subjectAltName=IP:127.0.0.1,IP:$node_ip,DNS:localhost,DNS:$node_name"
 	if [[ ! -f $CERTS/sa.key ]]; then
 		openssl genrsa -out "$CERTS/sa.key" 2048 2>/dev/null
 		openssl rsa -in "$CERTS/sa.key" -pubout -out "$CERTS/sa.pub" 2>/dev/null
+	fi
+	if [[ -n $netns ]]; then
+		sign kubelet "/O=system:nodes/CN=system:node:$kubelet_node_name" "$client"
+		sign kubelet-serving "/CN=$kubelet_node_name" "$server
+subjectAltName=IP:$netns_ip,DNS:$kubelet_node_name"
+		kubeconfig kubelet "system:node:$kubelet_node_name" "https://$netns_host_ip:$APISERVER_PORT"
 	fi
 	kubeconfig admin admin
 	kubeconfig node "system:node:$node_name"
@@ -257,7 +296,7 @@ write_containerd_config() {
 		  sandbox_image = "localhost/pause:test"
 		  # This machine lacks CAP_SYS_RESOURCE: without it runc fails every start.
 		  restrict_oom_score_adj = true
-		  stream_server_address = "127.0.0.1"
+		  stream_server_address = "$STREAM_ADDRESS"
 		  stream_server_port = "0"
 		  [plugins."io.containerd.grpc.v1.cri".containerd]
 		    snapshotter = "overlayfs"
@@ -272,6 +311,8 @@ write_containerd_config() {
 
 start_containerd() {
 	running containerd "$STATE/containerd/config.toml" && return
+	# The streaming server listens on the netns' veth: it must exist first.
+	ensure_netns
 	write_containerd_config
 	rm -f "$SOCK" "$SOCK.ttrpc"
 	start_bg containerd containerd --config "$STATE/containerd/config.toml"
@@ -294,7 +335,7 @@ remove_all_pods() {
 	local pods
 	pods=$($CRICTL pods -q 2>/dev/null) || return 0
 	[[ -n $pods ]] || return 0
-	log "removing $(wc -w <<<"$pods") CRI pod sandbox(es) left from an earlier run"
+	log "removing $(wc -w <<<"$pods") CRI pod sandbox(es) left on the runtime"
 	$CRICTL stopp $pods >/dev/null 2>&1 || true
 	$CRICTL rmp -f $pods >/dev/null 2>&1 || true
 }
@@ -380,7 +421,7 @@ start_apiserver() {
 	running kube-apiserver "$CERTS/apiserver.crt" && return
 	start_bg kube-apiserver "$EA_BIN/kube-apiserver" \
 		--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-		--bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+		--bind-address "$APISERVER_BIND" --secure-port "$APISERVER_PORT" \
 		--advertise-address 127.0.0.1 --endpoint-reconciler-type none \
 		--cert-dir "$STATE/apiserver" \
 		--tls-cert-file "$CERTS/apiserver.crt" --tls-private-key-file "$CERTS/apiserver.key" \
@@ -449,7 +490,8 @@ agent_args() {
 		--tls-cert-file "$CERTS/agent.crt" --tls-private-key-file "$CERTS/agent.key" \
 		--client-ca-file "$CERTS/ca.crt" \
 		--debug-audit-log "$LOGS/debug-audit.log" \
-		--cgroup-root "$CGROUP_ROOT"
+		--cgroup-root "$CGROUP_ROOT" \
+		"${agent_extra_args[@]}"
 }
 
 start_agent() {
@@ -461,8 +503,115 @@ start_agent() {
 }
 
 node_ready() {
-	[[ $("$KUBECTL" --kubeconfig "$CERTS/admin.kubeconfig" get node "$node_name" \
+	[[ $("$KUBECTL" --kubeconfig "$CERTS/admin.kubeconfig" get node "${1:-$node_name}" \
 		-o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
+}
+
+# --- the upstream kubelet (bench only) -------------------------------------
+
+write_kubelet_config() {
+	mkdir -p "$STATE/kubelet"
+	cat >"$STATE/kubelet-config.yaml" <<-EOF
+		apiVersion: kubelet.config.k8s.io/v1beta1
+		kind: KubeletConfiguration
+		# The node as the agent runs it: cgroupfs on this cgroup v1 machine,
+		# the same runtime, the instance's cgroup root, 300 pods.
+		cgroupDriver: cgroupfs
+		cgroupsPerQOS: true
+		cgroupRoot: $CGROUP_ROOT
+		failSwapOn: false
+		failCgroupV1: false
+		enforceNodeAllocatable: []
+		maxPods: 300
+		serializeImagePulls: false
+		containerRuntimeEndpoint: unix://$SOCK
+		imageServiceEndpoint: unix://$SOCK
+		podLogsDir: $STATE/kubelet-pod-logs
+		address: $netns_ip
+		port: $AGENT_PORT
+		healthzBindAddress: 127.0.0.1
+		healthzPort: $HEALTHZ_PORT
+		readOnlyPort: 0
+		tlsCertFile: $CERTS/kubelet-serving.crt
+		tlsPrivateKeyFile: $CERTS/kubelet-serving.key
+		authentication:
+		  anonymous: {enabled: false}
+		  x509: {clientCAFile: $CERTS/ca.crt}
+		  webhook: {enabled: true}
+		authorization:
+		  mode: Webhook
+		# The test images are imported, not pulled: image GC must keep them,
+		# and a full disk must not evict the benchmark's pods.
+		imageGCHighThresholdPercent: 100
+		imageGCLowThresholdPercent: 99
+		evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%"}
+	EOF
+}
+
+start_kubelet() {
+	[[ -n $netns ]] || die "the kubelet runs in the bench instance only"
+	running kubelet "$CERTS/kubelet.kubeconfig" && return
+	[[ -x $EA_BIN/kubelet ]] || die "no $EA_BIN/kubelet: run hack/build-k8s.sh kubelet"
+	ensure_netns
+	write_kubelet_config
+	# The kubelet also writes to two fixed host paths: remember which of
+	# them it creates, for clean_kubelet_traces.
+	local d
+	for d in /var/lib/kubelet /var/log/containers; do
+		[[ -e $d ]] || echo "$d" >>"$STATE/kubelet-created-dirs"
+	done
+	# nsenter, not ip netns exec: that remounts /sys, and the kubelet then
+	# finds no cgroup mounts. nsenter execs the kubelet: the pid is its own.
+	start_bg kubelet nsenter --net="/var/run/netns/$netns" "$EA_BIN/kubelet" \
+		--config "$STATE/kubelet-config.yaml" \
+		--kubeconfig "$CERTS/kubelet.kubeconfig" \
+		--root-dir "$STATE/kubelet" --cert-dir "$STATE/kubelet/pki" \
+		--hostname-override "$kubelet_node_name" --node-ip "$netns_ip" \
+		--v "${KUBELET_V:-2}"
+	wait_for "node $kubelet_node_name Ready" 90 node_ready "$kubelet_node_name"
+}
+
+# clean_kubelet_traces removes what the kubelet leaves outside the instance's
+# paths: its log symlinks in /var/log/containers (to logs of this instance), its
+# device-plugin socket, and those two directories when the kubelet made them.
+clean_kubelet_traces() {
+	[[ -n $netns ]] || return 0
+	local link d
+	for link in /var/log/containers/*.log; do
+		[[ -L $link && $(readlink "$link") == "$STATE"/* ]] && rm -f "$link"
+	done
+	[[ -f $STATE/kubelet-created-dirs ]] || return 0
+	while read -r d; do
+		case $d in
+		/var/lib/kubelet)
+			rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
+			rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null || true
+			;;
+		/var/log/containers) rmdir /var/log/containers 2>/dev/null || true ;;
+		esac
+	done <"$STATE/kubelet-created-dirs"
+	rm -f "$STATE/kubelet-created-dirs"
+}
+
+# reset_runtime leaves the runtime as a fresh node finds it, once the node
+# agent is stopped: no pod sandbox, no volume mount of either agent, no pod
+# cgroup. The upstream kubelet removes what it does not own, and leftovers
+# would count against the next agent's figures.
+reset_runtime() {
+	[[ -n $netns ]] || die "reset-runtime is for the bench instance only"
+	running ephemeral-agent "$CERTS/node.kubeconfig" && die "stop the agent first"
+	running kubelet "$CERTS/kubelet.kubeconfig" && die "stop the kubelet first"
+	remove_all_pods
+	unmount_under "$STATE/agent" "$STATE/kubelet"
+	# Both agents bind-mount their root dir onto itself.
+	local dir
+	for dir in "$STATE/agent" "$STATE/kubelet"; do
+		while mountpoint -q "$dir"; do umount -l "$dir"; done
+	done
+	rm -rf "$STATE/agent" "$STATE/kubelet" "$STATE/pod-logs" "$STATE/kubelet-pod-logs"
+	clean_kubelet_traces
+	remove_cgroup_root
+	make_cgroup_root
 }
 
 write_env() {
@@ -486,6 +635,7 @@ write_env() {
 		export EA_LOG_DIR=$LOGS
 		export EA_REGISTRY=127.0.0.1:$REGISTRY_PORT
 		export EA_NODE_IP=$node_ip
+		export EA_CGROUP_ROOT=$CGROUP_ROOT
 		export EA_APISERVER_PORT=$APISERVER_PORT
 		export EA_METRICS_SERVER_PORT=$METRICS_SERVER_PORT
 	EOF
@@ -512,9 +662,35 @@ ensure_node_ip() {
 	ip -4 addr show dev lo | grep -qF " $node_ip/" || ip addr add "$node_ip/32" dev lo
 }
 
+# ensure_netns creates the bench instance's network namespace and veth pair
+# (idempotent; nothing for the other instances).
+ensure_netns() {
+	[[ -n $netns ]] || return 0
+	if ! ip -n "$netns" link show lo >/dev/null 2>&1; then
+		ip netns del "$netns" 2>/dev/null || true
+		ip link del "$veth_host" 2>/dev/null || true
+		log "creating network namespace $netns ($netns_host_ip <-> $netns_ip)"
+		ip netns add "$netns"
+	fi
+	if ! ip link show "$veth_host" >/dev/null 2>&1; then
+		ip link add "$veth_host" type veth peer name "$veth_ns" netns "$netns"
+	fi
+	ip -4 addr show dev "$veth_host" | grep -qF " $netns_host_ip/" || ip addr add "$netns_host_ip/30" dev "$veth_host"
+	ip link set "$veth_host" up
+	ip -n "$netns" link set lo up
+	ip -n "$netns" -4 addr show dev "$veth_ns" | grep -qF " $netns_ip/" || ip -n "$netns" addr add "$netns_ip/30" dev "$veth_ns"
+	ip -n "$netns" link set "$veth_ns" up
+	ip -n "$netns" route replace default via "$netns_host_ip"
+}
+
 clean_network() {
 	ip link del "$BRIDGE" 2>/dev/null || true
 	ip addr del "$node_ip/32" dev lo 2>/dev/null || true
+	if [[ -n $netns ]]; then
+		# Deleting the namespace deletes the veth pair with it.
+		ip netns del "$netns" 2>/dev/null || true
+		ip link del "$veth_host" 2>/dev/null || true
+	fi
 	rm -rf "$STATE/cni/ipam"
 }
 
@@ -552,6 +728,7 @@ up() {
 
 stop_agent_and_control_plane() {
 	stop_bg ephemeral-agent
+	stop_bg kubelet
 	# The control plane has nothing to hand over on the way down: stop it at once.
 	local c
 	for c in kube-scheduler kube-controller-manager kube-apiserver; do
@@ -575,14 +752,17 @@ down() {
 	stop_containerd
 	remove_cgroup_root
 	stop_registry
+	clean_kubelet_traces
 	clean_network
 	unmount_under "$RUN" "$STATE"
+	rm -f "$RUN/node.pid" # hack/bench-node.sh's
 	log "environment \"$instance\" is down"
 }
 
 status() {
 	local c
-	for c in containerd etcd kube-apiserver kube-controller-manager kube-scheduler ephemeral-agent; do
+	for c in containerd etcd kube-apiserver kube-controller-manager kube-scheduler ephemeral-agent kubelet; do
+		[[ $c == kubelet && -z $netns ]] && continue
 		if [[ -f $(pidfile "$c") ]] && kill -0 "$(cat "$(pidfile "$c")")" 2>/dev/null; then
 			echo "$c: running (pid $(cat "$(pidfile "$c")"))"
 		else
@@ -600,6 +780,7 @@ start)
 	containerd) start_containerd ;;
 	kube-apiserver) start_apiserver ;;
 	ephemeral-agent) start_agent ;;
+	kubelet) start_kubelet ;;
 	*) die "start: unknown component $arg" ;;
 	esac
 	;;
@@ -608,8 +789,10 @@ stop)
 	containerd) stop_bg containerd ;; # shims and containers stay, as after a crash
 	kube-apiserver) stop_bg kube-apiserver ;; # an API server outage; etcd keeps the state
 	ephemeral-agent) stop_bg ephemeral-agent ;;
+	kubelet) stop_bg kubelet ;;
 	*) die "stop: unknown component $arg" ;;
 	esac
 	;;
-*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+reset-runtime) reset_runtime ;;
+*) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

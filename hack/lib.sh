@@ -30,18 +30,25 @@ go_tool() {
 }
 
 # e2e_down tears the "e2e" environment down, then proves nothing is left:
-# CI runs on a machine that must stay clean for the next run. It fails when
-# the teardown failed or left mounts, processes or cgroups behind.
-e2e_down() {
-	local rc=0
-	"$EA_ROOT/hack/cluster.sh" down --instance e2e || rc=1
-	local mounts procs cgroups
-	mounts=$(awk '$5 ~ "^/(var/lib|run)/ephemeral-agent/e2e/" {print $5}' /proc/self/mountinfo)
-	procs=$(pgrep -af -- "/ephemeral-agent/e2e/" | grep -v pgrep || true)
-	cgroups=$(ls -d /sys/fs/cgroup/ea-e2e /sys/fs/cgroup/*/ea-e2e 2>/dev/null || true)
-	if [[ -n $mounts || -n $procs || -n $cgroups ]]; then
-		log "ERROR: the e2e environment left mounts, processes or cgroups behind:"
-		printf '%s\n' $mounts "$procs" $cgroups >&2
+# CI runs on a machine that must stay clean for the next run.
+e2e_down() { instance_down e2e; }
+
+# instance_down INSTANCE tears that environment down, then proves nothing is
+# left. It fails when the teardown failed or left mounts, processes, cgroups
+# or (bench) the network namespace behind.
+instance_down() {
+	local instance=$1 rc=0
+	"$EA_ROOT/hack/cluster.sh" down --instance "$instance" || rc=1
+	local mounts procs cgroups links=""
+	mounts=$(awk -v re="^/(var/lib|run)/ephemeral-agent/$instance/" '$5 ~ re {print $5}' /proc/self/mountinfo)
+	procs=$(pgrep -af -- "/ephemeral-agent/$instance/" | grep -v pgrep || true)
+	cgroups=$(ls -d "/sys/fs/cgroup/ea-$instance" /sys/fs/cgroup/*/"ea-$instance" 2>/dev/null || true)
+	if [[ $instance == bench ]]; then
+		links=$( (ip netns list | grep -w ea-bench; ip -br link show | grep -E '^(ea-bench-|eabr-bench)') 2>/dev/null || true)
+	fi
+	if [[ -n $mounts || -n $procs || -n $cgroups || -n $links ]]; then
+		log "ERROR: the $instance environment left mounts, processes, cgroups or links behind:"
+		printf '%s\n' $mounts "$procs" $cgroups "$links" >&2
 		rc=1
 	fi
 	return "$rc"
