@@ -73,7 +73,6 @@ bench: deps control-plane kubelet images build bench-binary
 
 ## bench-binary: the benchmark program, into _output/bin
 bench-binary:
-	@[[ -d cmd/ephemeral-bench ]] || { echo "make bench: cmd/ephemeral-bench does not exist yet (the benchmark program)" >&2; exit 1; }
 	go build -o $(BIN)/ephemeral-bench ./cmd/ephemeral-bench
 
 ## vet: gofmt check, then go vet on every package, the e2e suite included

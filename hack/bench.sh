@@ -18,7 +18,7 @@ out=$EA_OUTPUT/bench
 only=${BENCH_ONLY:-floor,ours,kubelet}
 read -r -a extra <<<"${BENCH_ARGS:-}"
 
-[[ -x $bench ]] || die "no $bench: cmd/ephemeral-bench is not written yet, or make bench did not build it"
+[[ -x $bench ]] || die "no $bench: run make bench-binary (make bench builds it)"
 [[ -x $EA_BIN/kubelet ]] || die "no $EA_BIN/kubelet: run hack/build-k8s.sh kubelet"
 for part in ${only//,/ }; do
 	case $part in floor | ours | kubelet) ;; *) die "BENCH_ONLY: unknown part $part (floor, ours or kubelet)" ;; esac
