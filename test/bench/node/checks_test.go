@@ -111,11 +111,11 @@ func TestScaledCounts(t *testing.T) {
 }
 
 func TestIdleFigures(t *testing.T) {
-	got := idleFigures(108, []float64{30, 40, 50}, 3, 60*time.Second)
-	if got.RSSMB != 40 || got.RSSMaxMB != 50 || got.CPUPercent != 5 || got.WindowS != 60 || got.Pods != 108 {
-		t.Errorf("idleFigures = %+v, want rss 40 (max 50), 5 %% CPU over 60 s", got)
+	got := idleFigures(108, []float64{30, 40, 50}, []float64{10, 12}, 3, 60*time.Second)
+	if got.RSSMB != 40 || got.RSSMaxMB != 50 || got.RSSAnonMB != 11 || got.CPUPercent != 5 || got.WindowS != 60 || got.Pods != 108 {
+		t.Errorf("idleFigures = %+v, want rss 40 (max 50), anon 11, 5 %% CPU over 60 s", got)
 	}
-	if z := idleFigures(1, nil, 0, 0); z.RSSMB != 0 || z.CPUPercent != 0 {
+	if z := idleFigures(1, nil, nil, 0, 0); z.RSSMB != 0 || z.RSSAnonMB != 0 || z.CPUPercent != 0 {
 		t.Errorf("idleFigures without samples = %+v, want zeros", z)
 	}
 }

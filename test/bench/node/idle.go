@@ -46,13 +46,14 @@ func measureIdle(ctx context.Context, pid, pods int, settle, window time.Duratio
 		}
 		return st.CPUTime(), nil
 	}
-	var rss []float64
+	var rss, anon []float64
 	sampleRSS := func() error {
 		st, err := p.NewStatus()
 		if err != nil {
 			return fmt.Errorf("status of process %d: %w", pid, err)
 		}
 		rss = append(rss, float64(st.VmRSS)/(1<<20))
+		anon = append(anon, float64(st.RssAnon)/(1<<20))
 		return nil
 	}
 	logger.Info("Measuring idle cost", "pid", pid, "window", window)
@@ -77,26 +78,36 @@ func measureIdle(ctx context.Context, pid, pods int, settle, window time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	return idleFigures(pods, rss, c1-c0, time.Since(start)), nil
+	return idleFigures(pods, rss, anon, c1-c0, time.Since(start)), nil
 }
 
 // idleFigures turns samples into the reported figures: mean and largest
-// RSS, and CPU seconds used over the elapsed wall time as % of one core.
-func idleFigures(pods int, rssMB []float64, cpuSeconds float64, elapsed time.Duration) *result.Idle {
+// RSS, mean anonymous RSS, and CPU seconds used over the elapsed wall time
+// as % of one core.
+func idleFigures(pods int, rssMB, anonMB []float64, cpuSeconds float64, elapsed time.Duration) *result.Idle {
 	out := &result.Idle{Pods: pods, WindowS: math.Round(elapsed.Seconds()*10) / 10}
-	var sum float64
 	for _, r := range rssMB {
-		sum += r
 		out.RSSMaxMB = max(out.RSSMaxMB, r)
 	}
-	if len(rssMB) > 0 {
-		out.RSSMB = math.Round(sum/float64(len(rssMB))*10) / 10
-	}
+	out.RSSMB = mean(rssMB)
+	out.RSSAnonMB = mean(anonMB)
 	out.RSSMaxMB = math.Round(out.RSSMaxMB*10) / 10
 	if elapsed > 0 {
 		out.CPUPercent = math.Round(cpuSeconds/elapsed.Seconds()*100*100) / 100
 	}
 	return out
+}
+
+// mean is the mean of samples rounded to 0.1; 0 without samples.
+func mean(samples []float64) float64 {
+	if len(samples) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, s := range samples {
+		sum += s
+	}
+	return math.Round(sum/float64(len(samples))*10) / 10
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -60,6 +60,7 @@ func Print(w io.Writer, s Summary) error {
 			cell(s.Ours, name), cell(s.Kubelet, name), cell(s.Floor, name))
 	}
 	fmt.Fprintf(tw, "idle RSS MiB\t%s\t\t%s\t%s\t-\n", idlePods(s), idleCell(s.Ours, true), idleCell(s.Kubelet, true))
+	fmt.Fprintf(tw, "idle RSS anon MiB\t%s\t\t%s\t%s\t-\n", idlePods(s), anonCell(s.Ours), anonCell(s.Kubelet))
 	fmt.Fprintf(tw, "idle CPU %% of one core\t%s\t\t%s\t%s\t-\n", idlePods(s), idleCell(s.Ours, false), idleCell(s.Kubelet, false))
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("print table: %w", err)
@@ -107,6 +108,13 @@ func idleCell(r *result.Result, rss bool) string {
 		return fmt.Sprintf("%g", r.Idle.RSSMB)
 	}
 	return fmt.Sprintf("%g", r.Idle.CPUPercent)
+}
+
+func anonCell(r *result.Result) string {
+	if r == nil || r.Idle == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%g", r.Idle.RSSAnonMB)
 }
 
 func idlePods(s Summary) string {

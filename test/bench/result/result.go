@@ -70,6 +70,10 @@ type Idle struct {
 	RSSMB float64 `json:"rss_mb"`
 	// RSSMaxMB is the largest VmRSS sample, in MiB.
 	RSSMaxMB float64 `json:"rss_max_mb"`
+	// RSSAnonMB is the mean RssAnon over the window, in MiB: VmRSS less
+	// the mapped pages of files, the binary's above all, which the page
+	// cache holds anyway and which grow with the binary, not the pods.
+	RSSAnonMB float64 `json:"rss_anon_mb"`
 	// CPUPercent is user+system CPU time over the window, in percent of one core.
 	CPUPercent float64 `json:"cpu_percent"`
 	// WindowS is the measurement window, in seconds.
