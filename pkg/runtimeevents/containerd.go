@@ -77,29 +77,34 @@ func (w *Watcher) handleContainerd(ctx context.Context, sink Sink, env *events.E
 		sink.Relist()
 		return
 	}
-	if id, ok := containerdTarget(ev); ok {
-		w.resolve(ctx, sink, id)
+	id, exited, ok := containerdTarget(ev)
+	if !ok {
+		return
 	}
+	if exited {
+		w.settle(ctx, id)
+	}
+	w.resolve(ctx, sink, id)
 }
 
 // containerdTarget returns the ID of the container or sandbox a containerd
-// event concerns, false for an event that changes nothing a sync sees: an
-// exec'd process's exit or deletion (a probe, kubectl exec), or a kind
-// not watched. It is pure.
-func containerdTarget(ev any) (id string, ok bool) {
+// event concerns, and whether it tells that its process exited; false for
+// an event that changes nothing a sync sees: an exec'd process's exit or
+// deletion (a probe, kubectl exec), or a kind not watched. It is pure.
+func containerdTarget(ev any) (id string, exited, ok bool) {
 	switch e := ev.(type) {
 	case *apievents.TaskStart:
-		return e.ContainerID, true
+		return e.ContainerID, false, true
 	case *apievents.TaskExit:
-		return e.ContainerID, initProcess(e.ContainerID, e.ID)
+		return e.ContainerID, true, initProcess(e.ContainerID, e.ID)
 	case *apievents.TaskOOM:
-		return e.ContainerID, true
+		return e.ContainerID, false, true
 	case *apievents.TaskDelete:
-		return e.ContainerID, initProcess(e.ContainerID, e.ID)
+		return e.ContainerID, true, initProcess(e.ContainerID, e.ID)
 	case *apievents.ContainerDelete:
-		return e.ID, true
+		return e.ID, false, true
 	}
-	return "", false
+	return "", false, false
 }
 
 // initProcess says whether the process id of container is its init

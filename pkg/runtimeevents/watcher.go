@@ -172,6 +172,36 @@ func (w *Watcher) connect(ctx context.Context, sink Sink, source string) {
 	sink.Connected(true)
 }
 
+// Bounds of settle's wait: the CRI plugin records an exit within
+// milliseconds; a runtime that takes longer is left to the relist.
+const (
+	settleFirstStep = 5 * time.Millisecond
+	settleMaxStep   = 200 * time.Millisecond
+	settleTimeout   = 2 * time.Second
+)
+
+// settle waits, at most settleTimeout, until the CRI runtime no longer
+// reports the container id running. containerd publishes a task's exit
+// before its CRI plugin, which handles the same event, records it: a sync
+// triggered at once could still read the container running, and nothing
+// else would trigger one until the next relist.
+func (w *Watcher) settle(ctx context.Context, id string) {
+	step := settleFirstStep
+	deadline := w.clock.Now().Add(settleTimeout)
+	for {
+		s, err := w.opts.Runtime.ContainerStatus(ctx, id, false)
+		if err != nil || s.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.clock.After(step):
+		}
+		step = min(2*step, settleMaxStep)
+	}
+}
+
 // resolve asks for a sync of the pod of the sandbox or container id: the
 // pod the last relist saw it in, else the one its labels name, else (an
 // object already gone, or none the agent knows) a relist.

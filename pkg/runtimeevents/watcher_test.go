@@ -193,30 +193,58 @@ func newFakeRuntime() *fakeRuntime {
 
 func TestContainerdTarget(t *testing.T) {
 	for _, tc := range []struct {
-		topic  string
-		event  any
-		wantID string
-		wantOK bool
+		topic      string
+		event      any
+		wantID     string
+		wantExited bool
+		wantOK     bool
 	}{
-		{TopicTaskStart, &apievents.TaskStart{ContainerID: "c1", Pid: 10}, "c1", true},
-		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "c1", ExitStatus: 0}, "c1", true},
-		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1"}, "c1", true},
+		{TopicTaskStart, &apievents.TaskStart{ContainerID: "c1", Pid: 10}, "c1", false, true},
+		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "c1", ExitStatus: 0}, "c1", true, true},
+		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1"}, "c1", true, true},
 		// A probe's or kubectl exec's process ended: nothing a sync sees.
-		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "exec-1"}, "c1", false},
-		{TopicTaskOOM, &apievents.TaskOOM{ContainerID: "c1"}, "c1", true},
-		{TopicTaskDelete, &apievents.TaskDelete{ContainerID: "c1", ID: "c1"}, "c1", true},
-		{TopicTaskDelete, &apievents.TaskDelete{ContainerID: "c1", ID: "exec-1"}, "c1", false},
-		{TopicContainerDelete, &apievents.ContainerDelete{ID: "c1"}, "c1", true},
-		{"/tasks/paused", &apievents.TaskPaused{ContainerID: "c1"}, "", false},
-		{"/images/create", &apievents.ImageCreate{Name: "busybox"}, "", false},
+		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "exec-1"}, "c1", true, false},
+		{TopicTaskOOM, &apievents.TaskOOM{ContainerID: "c1"}, "c1", false, true},
+		{TopicTaskDelete, &apievents.TaskDelete{ContainerID: "c1", ID: "c1"}, "c1", true, true},
+		{TopicTaskDelete, &apievents.TaskDelete{ContainerID: "c1", ID: "exec-1"}, "c1", true, false},
+		{TopicContainerDelete, &apievents.ContainerDelete{ID: "c1"}, "c1", false, true},
+		{"/tasks/paused", &apievents.TaskPaused{ContainerID: "c1"}, "", false, false},
+		{"/images/create", &apievents.ImageCreate{Name: "busybox"}, "", false, false},
 	} {
 		t.Run(fmt.Sprintf("%s %T", tc.topic, tc.event), func(t *testing.T) {
-			id, ok := containerdTarget(tc.event)
-			if ok != tc.wantOK || (ok && id != tc.wantID) {
-				t.Errorf("containerdTarget = %q, %v; want %q, %v", id, ok, tc.wantID, tc.wantOK)
+			id, exited, ok := containerdTarget(tc.event)
+			if ok != tc.wantOK || (ok && (id != tc.wantID || exited != tc.wantExited)) {
+				t.Errorf("containerdTarget = %q, %v, %v; want %q, %v, %v", id, exited, ok, tc.wantID, tc.wantExited, tc.wantOK)
 			}
 		})
 	}
+}
+
+// An exit's sync waits until the CRI runtime records the exit: containerd
+// publishes it before its CRI plugin has.
+func TestSettleWaitsForCRI(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := newFakeRuntime()
+	running := criContainer("c1", "p1")
+	running.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+	rt.SetFakeContainers([]*criapitesting.FakeContainer{running})
+	w := New(Options{Runtime: rt})
+	settled := make(chan struct{})
+	go func() { w.settle(ctx, "c1"); close(settled) }()
+	if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
+		return slices.Contains(rt.GetCalls(), "ContainerStatus"), nil
+	}); err != nil {
+		t.Fatal("settle asked nothing")
+	}
+	select {
+	case <-settled:
+		t.Fatal("settle returned while the container still ran")
+	default:
+	}
+	rt.SetFakeContainers([]*criapitesting.FakeContainer{criContainer("c1", "p1")})
+	<-settled
+	// A container the runtime does not know (a sandbox's ID) does not wait.
+	w.settle(ctx, "unknown")
 }
 
 func TestCRIEventWanted(t *testing.T) {
