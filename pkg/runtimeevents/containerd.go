@@ -78,6 +78,7 @@ func (w *Watcher) handleContainerd(ctx context.Context, sink Sink, env *events.E
 		return
 	}
 	id, exited, ok := containerdTarget(ev)
+	klog.FromContext(ctx).V(4).Info("Runtime event", "source", SourceContainerd, "topic", env.Topic, "id", id, "wanted", ok)
 	if !ok {
 		return
 	}

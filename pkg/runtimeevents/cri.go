@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 )
@@ -51,6 +52,7 @@ func (w *Watcher) watchCRI(ctx context.Context, sink Sink) (connected bool, err 
 // handleCRI asks for a sync of the pod a CRI event concerns.
 func (w *Watcher) handleCRI(ctx context.Context, sink Sink, ev *runtimeapi.ContainerEventResponse) {
 	w.metrics.events.WithLabelValues(SourceCRI, ev.GetContainerEventType().String()).Inc()
+	klog.FromContext(ctx).V(4).Info("Runtime event", "source", SourceCRI, "topic", ev.GetContainerEventType().String(), "id", ev.GetContainerId())
 	if !criEventWanted(ev.GetContainerEventType()) {
 		return
 	}
