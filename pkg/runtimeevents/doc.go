@@ -17,8 +17,8 @@
 //   - containerd's own event service (the containerd Go client's
 //     Subscribe, namespace k8s.io), whose events carry a container or
 //     sandbox ID only: the ID is mapped to its pod from what the last relist
-//     saw, else from the runtime's labels on the object (ContainerStatus,
-//     PodSandboxStatus), else a relist is asked for.
+//     saw, else from the runtime's labels on the object (ListContainers,
+//     ListPodSandbox filtered by ID), else a relist is asked for.
 //
 // A stream that breaks (a runtime restart) is reopened with backoff. Every
 // (re)connection asks for one relist, so that nothing that happened while

@@ -33,11 +33,13 @@ type Sink interface {
 
 // Runtime is the part of the CRI runtime service the watcher uses
 // (k8s.io/cri-client's RuntimeService satisfies it): its container events,
-// and the status calls that map an object's ID to its pod.
+// and the lists, filtered by ID, that map an object's ID to its pod. Lists
+// rather than status calls: an ID may be a container's or a sandbox's, and
+// a list answers one it does not hold with nothing, not an error.
 type Runtime interface {
 	GetContainerEvents(ctx context.Context, containerEventsCh chan *runtimeapi.ContainerEventResponse, connectionEstablishedCallback func(runtimeapi.RuntimeService_GetContainerEventsClient)) error
-	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
-	PodSandboxStatus(ctx context.Context, podSandboxID string, verbose bool) (*runtimeapi.PodSandboxStatusResponse, error)
+	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
+	ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
 }
 
 // Subscriber is containerd's event service as its Go client offers it
@@ -181,7 +183,7 @@ const (
 )
 
 // settle waits, at most settleTimeout, until the CRI runtime no longer
-// reports the container id running. containerd publishes a task's exit
+// reports the container id running (a sandbox's id is no container: no wait). containerd publishes a task's exit
 // before its CRI plugin, which handles the same event, records it: a sync
 // triggered at once could still read the container running, and nothing
 // else would trigger one until the next relist.
@@ -189,8 +191,8 @@ func (w *Watcher) settle(ctx context.Context, id string) {
 	step := settleFirstStep
 	deadline := w.clock.Now().Add(settleTimeout)
 	for {
-		s, err := w.opts.Runtime.ContainerStatus(ctx, id, false)
-		if err != nil || s.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
+		cs, err := w.opts.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
+		if err != nil || len(cs) == 0 || cs[0].GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
 			return
 		}
 		select {
@@ -227,11 +229,11 @@ func (w *Watcher) resolve(ctx context.Context, sink Sink, id string) {
 // lookup asks the runtime which pod the container or sandbox id belongs
 // to: its pod UID label, "" with found true for an object without one.
 func (w *Watcher) lookup(ctx context.Context, id string) (uid types.UID, found bool) {
-	if c, err := w.opts.Runtime.ContainerStatus(ctx, id, false); err == nil && c.GetStatus() != nil {
-		return podUID(c.GetStatus().GetLabels()), true
+	if cs, err := w.opts.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id}); err == nil && len(cs) > 0 {
+		return podUID(cs[0].GetLabels()), true
 	}
-	if s, err := w.opts.Runtime.PodSandboxStatus(ctx, id, false); err == nil && s.GetStatus() != nil {
-		return podUID(s.GetStatus().GetLabels()), true
+	if ss, err := w.opts.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: id}); err == nil && len(ss) > 0 {
+		return podUID(ss[0].GetLabels()), true
 	}
 	return "", false
 }

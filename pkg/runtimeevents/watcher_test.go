@@ -232,7 +232,7 @@ func TestSettleWaitsForCRI(t *testing.T) {
 	settled := make(chan struct{})
 	go func() { w.settle(ctx, "c1"); close(settled) }()
 	if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
-		return slices.Contains(rt.GetCalls(), "ContainerStatus"), nil
+		return slices.Contains(rt.GetCalls(), "ListContainers"), nil
 	}); err != nil {
 		t.Fatal("settle asked nothing")
 	}
