@@ -58,6 +58,8 @@ type options struct {
 	syncFrequency            time.Duration
 	podSyncWorkers           int
 	relistPeriod             time.Duration
+	relistPeriodNoEvents     time.Duration
+	runtimeEvents            bool
 	statusUpdateWorkers      int
 	cacheSyncTimeout         time.Duration
 	clusterDNS               []string
@@ -96,7 +98,9 @@ func defaultOptions() *options {
 		nodeLeaseDurationSeconds: 40,
 		syncFrequency:            time.Minute,
 		podSyncWorkers:           16,
-		relistPeriod:             time.Second,
+		relistPeriod:             10 * time.Second,
+		relistPeriodNoEvents:     time.Second,
+		runtimeEvents:            true,
 		statusUpdateWorkers:      4,
 		cacheSyncTimeout:         5 * time.Minute,
 		resolvConf:               "/etc/resolv.conf",
@@ -164,7 +168,9 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	// The kubelet has no flags for these; its PLEG relists every second
 	// and it syncs pods in one goroutine each.
 	fs.IntVar(&o.podSyncWorkers, "pod-sync-workers", o.podSyncWorkers, "How many pods sync in parallel (one sync per pod at a time).")
-	fs.DurationVar(&o.relistPeriod, "relist-period", o.relistPeriod, "How often the runtime is listed to notice container state changes, exits above all (the kubelet's PLEG relist period).")
+	fs.DurationVar(&o.relistPeriod, "relist-period", o.relistPeriod, "How often the runtime is listed while its container events are watched (--runtime-events): the events notice container state changes, exits above all, at once; the relist is only the safety net for one they missed, so it may be slow.")
+	fs.DurationVar(&o.relistPeriodNoEvents, "relist-period-without-events", o.relistPeriodNoEvents, "How often the runtime is listed while no event stream is connected (--runtime-events off, a runtime that serves no events, a stream down): the relist alone notices container state changes then (the kubelet's PLEG relist period).")
+	fs.BoolVar(&o.runtimeEvents, "runtime-events", o.runtimeEvents, "Watch the runtime's container events (CRI GetContainerEvents, else containerd's event service on the same socket) to notice container state changes at once. Off: only the relist every --relist-period-without-events notices them.")
 	fs.IntVar(&o.statusUpdateWorkers, "status-update-workers", o.statusUpdateWorkers, "How many pod statuses are sent to the API server in parallel.")
 	fs.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", o.cacheSyncTimeout, "How long to wait at start for the cache of the node's pods; the agent exits if it does not fill in time.")
 	fs.StringSliceVar(&o.clusterDNS, "cluster-dns", o.clusterDNS, "Comma-separated DNS server IPs for pods with dnsPolicy ClusterFirst; without them such pods use the node's resolv.conf.")
@@ -244,6 +250,7 @@ func (o *options) validate() error {
 		"--node-status-report-frequency": o.nodeStatusReportFreq,
 		"--sync-frequency":               o.syncFrequency,
 		"--relist-period":                o.relistPeriod,
+		"--relist-period-without-events": o.relistPeriodNoEvents,
 		"--cache-sync-timeout":           o.cacheSyncTimeout,
 	} {
 		if d <= 0 {

@@ -60,6 +60,8 @@ type podMachinery struct {
 	// nodes is the informer on this node's Node, for admission.
 	nodes       informers.SharedInformerFactory
 	nodesSynced cache.InformerSynced
+	// closeEvents closes the runtime event source's own connection.
+	closeEvents func()
 	// cacheSyncTimeout and statusWorkers are the flags run needs.
 	cacheSyncTimeout time.Duration
 	statusWorkers    int
@@ -92,7 +94,17 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 	api := apiObjects{client: client, objects: objects}
 	clk := clock.RealClock{}
 
-	pm := &podMachinery{broadcaster: broadcaster, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers, objects: objects,
+	// Runtime events notice container changes at once; the relist is
+	// then a slow safety net.
+	var events kuberuntime.EventSource
+	closeEvents := func() {}
+	if o.runtimeEvents {
+		if events, closeEvents, err = newEventSource(o.containerRuntimeEndpoint, runtime, reg); err != nil {
+			return nil, err
+		}
+	}
+
+	pm := &podMachinery{broadcaster: broadcaster, closeEvents: closeEvents, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers, objects: objects,
 		volumes: volume.NewManager(o.rootDir, api, clk, volume.WithNodeAllocatable(nodeAllocatable(o, machine)))}
 	// Mount propagation into containers needs the root directory shared.
 	if err := pm.volumes.PrepareRootDir(ctx); err != nil {
@@ -172,10 +184,12 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Cgroups:        pm.podCgroups(),
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
-		Workers:      o.podSyncWorkers,
-		Resync:       o.syncFrequency,
-		RelistPeriod: o.relistPeriod,
-		Registerer:   reg,
+		Workers:                   o.podSyncWorkers,
+		Resync:                    o.syncFrequency,
+		RelistPeriod:              o.relistPeriod,
+		RelistPeriodWithoutEvents: o.relistPeriodNoEvents,
+		Events:                    events,
+		Registerer:                reg,
 	}, registeringSyncer{PodSyncer: pm.syncer, pods: pm.source, objects: objects}, runtime)
 	if err := pm.source.OnChange(pm.workers.Enqueue, pm.workers.EnqueueStatusChange); err != nil {
 		return nil, err
@@ -193,6 +207,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 func (pm *podMachinery) run(ctx context.Context) error {
 	defer pm.broadcaster.Shutdown()
 	defer pm.objects.Stop()
+	defer pm.closeEvents()
 	go pm.source.Run(ctx)
 	// The Service informer stops with run, whatever ends it.
 	servicesCtx, stopServices := context.WithCancel(ctx)

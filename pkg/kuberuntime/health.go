@@ -95,12 +95,13 @@ func (w *Workers) SyncLoopHealthy() error {
 }
 
 // RelistHealthy returns why the relist is late, or nil: the "pleg" check
-// of /healthz.
+// of /healthz. Its threshold follows the relist period in force, which
+// depends on whether runtime events are connected.
 func (w *Workers) RelistHealthy() error {
 	w.healthMu.Lock()
 	h := w.health
 	w.healthMu.Unlock()
-	return relistHealth(h, w.clock.Now(), relistThreshold(w.cfg.RelistPeriod))
+	return relistHealth(h, w.clock.Now(), relistThreshold(w.relistPeriod()))
 }
 
 // markProgress records that a worker took or finished a sync.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -51,9 +51,18 @@ type WorkerConfig struct {
 	// Resync is how often every pod syncs without any event, to refresh
 	// volumes (configMaps, secrets, tokens) and catch anything missed.
 	Resync time.Duration
-	// RelistPeriod is how often the runtime is listed to notice container
-	// state changes (exits above all), as the kubelet's PLEG.
+	// RelistPeriod is how often the runtime is listed while Events is
+	// connected: the events notice container state changes (exits above
+	// all), the relist is the safety net for anything they missed.
 	RelistPeriod time.Duration
+	// RelistPeriodWithoutEvents is how often the runtime is listed while
+	// no event stream is connected (no Events, a runtime that serves none,
+	// a stream that broke): the relist alone notices container state
+	// changes then, as the kubelet's PLEG every second. 0: RelistPeriod.
+	RelistPeriodWithoutEvents time.Duration
+	// Events, when set, watches the runtime's container lifecycle events;
+	// Run runs it. nil: the relist alone notices changes.
+	Events EventSource
 	// Clock times the syncs, retries and health checks; nil is the real
 	// clock.
 	Clock WorkerClock
@@ -88,6 +97,13 @@ type Workers struct {
 
 	healthMu sync.Mutex
 	health   healthClock
+
+	// relistNow asks the relist loop for a relist at once; one pending
+	// request stands for any number.
+	relistNow chan struct{}
+	// eventsConnected says an event stream is connected: the relist
+	// slows down to RelistPeriod.
+	eventsConnected atomic.Bool
 
 	mu       sync.Mutex
 	lastSeen map[string]seenObject // by CRI object ID, from the last relist
@@ -135,6 +151,8 @@ func NewWorkers(cfg WorkerConfig, syncer PodSyncer, rt Runtime) *Workers {
 		retries:  retries,
 		lastSeen: map[string]seenObject{},
 		timers:   map[types.UID]*timedSync{},
+
+		relistNow: make(chan struct{}, 1),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -200,7 +218,10 @@ func (w *Workers) Run(ctx context.Context) {
 			}
 		})
 	}
-	wg.Go(func() { wait.UntilWithContext(ctx, w.relist, w.cfg.RelistPeriod) })
+	wg.Go(func() { w.relistLoop(ctx) })
+	if w.cfg.Events != nil {
+		wg.Go(func() { w.cfg.Events.Run(ctx, eventSink{w}) })
+	}
 	<-ctx.Done()
 	w.queue.ShutDown()
 	wg.Wait()
@@ -317,6 +338,50 @@ func (w *Workers) forget(uid types.UID) {
 		}
 	}
 	w.mu.Unlock()
+}
+
+// relistLoop relists the runtime every relistPeriod, and at once when
+// asked, until ctx ends.
+func (w *Workers) relistLoop(ctx context.Context) {
+	for {
+		w.relist(ctx)
+		t := w.clock.NewTimer(w.relistPeriod())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		case <-w.relistNow:
+			t.Stop()
+		}
+	}
+}
+
+// relistPeriod is the relist period in force: RelistPeriod while an event
+// stream is connected, RelistPeriodWithoutEvents otherwise.
+func (w *Workers) relistPeriod() time.Duration {
+	if w.eventsConnected.Load() || w.cfg.RelistPeriodWithoutEvents <= 0 {
+		return w.cfg.RelistPeriod
+	}
+	return w.cfg.RelistPeriodWithoutEvents
+}
+
+// requestRelist asks the relist loop for a relist at once; requests that
+// come while one is pending are one.
+func (w *Workers) requestRelist() {
+	select {
+	case w.relistNow <- struct{}{}:
+	default:
+	}
+}
+
+// podOf returns the pod the last relist saw the sandbox or container with
+// that ID belong to.
+func (w *Workers) podOf(id string) (types.UID, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o, ok := w.lastSeen[id]
+	return o.pod, ok
 }
 
 // relist lists every sandbox and container of the runtime and enqueues the

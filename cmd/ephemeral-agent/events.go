@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/klog/v2"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/runtimeevents"
+)
+
+// newEventSource returns the watcher of the runtime's container events:
+// CRI GetContainerEvents on runtime, else containerd's event service on
+// the CRI endpoint's socket (containerd serves both there). The containerd
+// client connects lazily: a runtime that is not containerd only fails its
+// subscription, and the relist alone notices changes. close closes that
+// client.
+func newEventSource(endpoint string, runtime runtimeevents.Runtime, reg prometheus.Registerer) (kuberuntime.EventSource, func(), error) {
+	client, err := containerd.New(strings.TrimPrefix(endpoint, "unix://"), containerd.WithDefaultNamespace(runtimeevents.DefaultNamespace))
+	if err != nil {
+		return nil, nil, fmt.Errorf("create containerd client for runtime events: %w", err)
+	}
+	w := runtimeevents.New(runtimeevents.Options{
+		Runtime:    runtime,
+		Containerd: client,
+		Registerer: reg,
+	})
+	closeClient := func() {
+		if err := client.Close(); err != nil {
+			klog.Background().V(2).Info("Failed to close the containerd client", "err", err)
+		}
+	}
+	return eventSource{w}, closeClient, nil
+}
+
+// eventSource adapts the watcher to the workers' interface: the workers'
+// sink is the watcher's.
+type eventSource struct{ w *runtimeevents.Watcher }
+
+func (s eventSource) Run(ctx context.Context, sink kuberuntime.EventSink) { s.w.Run(ctx, sink) }
