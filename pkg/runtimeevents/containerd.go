@@ -83,9 +83,13 @@ func (w *Watcher) handleContainerd(ctx context.Context, sink Sink, env *events.E
 		return
 	}
 	if exited {
-		w.settle(ctx, id)
+		w.settleAsync(ctx, sink, id)
+		return
 	}
 	w.resolve(ctx, sink, id)
+	if _, gone := ev.(*apievents.ContainerDelete); gone {
+		w.forget(id)
+	}
 }
 
 // containerdTarget returns the ID of the container or sandbox a containerd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/events"
@@ -84,7 +85,28 @@ type Watcher struct {
 	// criUnsupported says the runtime answered Unimplemented to
 	// GetContainerEvents: it is not asked again. Only Run touches it.
 	criUnsupported bool
+
+	// settling bounds the exits that wait for the CRI plugin at once
+	// (settleAsync); settlers is the goroutines doing it, which Run
+	// waits for.
+	settling chan struct{}
+	settlers sync.WaitGroup
+
+	// mu guards known.
+	mu sync.Mutex
+	// known maps IDs the runtime was asked about to their pod: a new
+	// container is unknown to the last relist until the next one, and
+	// its start, exit and deletion would each cost a lookup.
+	known map[string]types.UID
 }
+
+// maxSettling is how many exits may wait for the CRI plugin at once; one
+// more waits in the event loop, which holds the stream back.
+const maxSettling = 64
+
+// maxKnown bounds the IDs remembered from lookups; past it they are
+// forgotten at once, and looked up again when needed.
+const maxKnown = 4096
 
 // New returns a Watcher; Run starts it.
 func New(o Options) *Watcher {
@@ -98,7 +120,10 @@ func New(o Options) *Watcher {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &Watcher{opts: o, clock: clk, metrics: newMetrics(o.Registerer)}
+	return &Watcher{
+		opts: o, clock: clk, metrics: newMetrics(o.Registerer),
+		settling: make(chan struct{}, maxSettling), known: map[string]types.UID{},
+	}
 }
 
 // errStreamEnded is a stream that closed without saying why.
@@ -108,6 +133,7 @@ var errStreamEnded = errors.New("event stream ended")
 // backoff. It returns early, leaving the relist alone, when no source
 // serves events.
 func (w *Watcher) Run(ctx context.Context, sink Sink) {
+	defer w.settlers.Wait()
 	logger := klog.FromContext(ctx)
 	backoff := w.opts.Backoff
 	for {
@@ -204,6 +230,32 @@ func (w *Watcher) settle(ctx context.Context, id string) {
 	}
 }
 
+// settleAsync settles the exit of container id, then resolves it, in a
+// goroutine of its own: under load every CRI call takes long, and 20 exits
+// at once settled one after the other would delay the last by seconds.
+// Past maxSettling at once it does so in the caller's goroutine.
+func (w *Watcher) settleAsync(ctx context.Context, sink Sink, id string) {
+	select {
+	case w.settling <- struct{}{}:
+	default:
+		w.settle(ctx, id)
+		w.resolve(ctx, sink, id)
+		return
+	}
+	w.settlers.Go(func() {
+		defer func() { <-w.settling }()
+		w.settle(ctx, id)
+		w.resolve(ctx, sink, id)
+	})
+}
+
+// forget drops what lookups learnt of id, an object the runtime removed.
+func (w *Watcher) forget(id string) {
+	w.mu.Lock()
+	delete(w.known, id)
+	w.mu.Unlock()
+}
+
 // resolve asks for a sync of the pod of the sandbox or container id: the
 // pod the last relist saw it in, else the one its labels name, else (an
 // object already gone, or none the agent knows) a relist.
@@ -216,7 +268,22 @@ func (w *Watcher) resolve(ctx context.Context, sink Sink, id string) {
 		sink.Enqueue(uid)
 		return
 	}
+	w.mu.Lock()
+	uid, ok := w.known[id]
+	w.mu.Unlock()
+	if ok {
+		sink.Enqueue(uid)
+		return
+	}
 	uid, found := w.lookup(ctx, id)
+	if uid != "" {
+		w.mu.Lock()
+		if len(w.known) >= maxKnown {
+			clear(w.known)
+		}
+		w.known[id] = uid
+		w.mu.Unlock()
+	}
 	switch {
 	case uid != "":
 		sink.Enqueue(uid)
