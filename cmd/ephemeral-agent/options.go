@@ -97,7 +97,7 @@ func defaultOptions() *options {
 		nodeStatusReportFreq:     5 * time.Minute,
 		nodeLeaseDurationSeconds: 40,
 		syncFrequency:            time.Minute,
-		podSyncWorkers:           16,
+		podSyncWorkers:           32,
 		relistPeriod:             10 * time.Second,
 		relistPeriodNoEvents:     time.Second,
 		runtimeEvents:            true,
@@ -167,7 +167,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.syncFrequency, "sync-frequency", o.syncFrequency, "Longest time between two syncs of a pod when nothing happens (volumes and tokens are refreshed then).")
 	// The kubelet has no flags for these; its PLEG relists every second
 	// and it syncs pods in one goroutine each.
-	fs.IntVar(&o.podSyncWorkers, "pod-sync-workers", o.podSyncWorkers, "How many pods sync in parallel (one sync per pod at a time).")
+	fs.IntVar(&o.podSyncWorkers, "pod-sync-workers", o.podSyncWorkers, "How many pods sync in parallel (one sync per pod at a time). The kubelet has no such bound (a goroutine per pod); 32 lets 20 debug requests at once proceed together, with room for the pods' own restarts.")
 	fs.DurationVar(&o.relistPeriod, "relist-period", o.relistPeriod, "How often the runtime is listed while its container events are watched (--runtime-events): the events notice container state changes, exits above all, at once; the relist is only the safety net for one they missed, so it may be slow.")
 	fs.DurationVar(&o.relistPeriodNoEvents, "relist-period-without-events", o.relistPeriodNoEvents, "How often the runtime is listed while no event stream is connected (--runtime-events off, a runtime that serves no events, a stream down): the relist alone notices container state changes then (the kubelet's PLEG relist period).")
 	fs.BoolVar(&o.runtimeEvents, "runtime-events", o.runtimeEvents, "Watch the runtime's container events (CRI GetContainerEvents, else containerd's event service on the same socket) to notice container state changes at once. Off: only the relist every --relist-period-without-events notices them.")
