@@ -209,16 +209,24 @@ const (
 )
 
 // settle waits, at most settleTimeout, until the CRI runtime no longer
-// reports the container id running (a sandbox's id is no container: no wait). containerd publishes a task's exit
-// before its CRI plugin, which handles the same event, records it: a sync
+// reports the container id running (a sandbox's id is no container: no
+// wait). containerd publishes a task's exit before its CRI plugin, which
+// handles the same event, records it: a sync
 // triggered at once could still read the container running, and nothing
 // else would trigger one until the next relist.
+//
+// It remembers the pod the listed container belongs to, so that resolving
+// the exit next asks the runtime nothing more.
 func (w *Watcher) settle(ctx context.Context, id string) {
 	step := settleFirstStep
 	deadline := w.clock.Now().Add(settleTimeout)
 	for {
 		cs, err := w.opts.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{Id: id})
-		if err != nil || len(cs) == 0 || cs[0].GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
+		if err != nil || len(cs) == 0 {
+			return
+		}
+		w.remember(id, podUID(cs[0].GetLabels()))
+		if cs[0].GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
 			return
 		}
 		select {
@@ -249,6 +257,20 @@ func (w *Watcher) settleAsync(ctx context.Context, sink Sink, id string) {
 	})
 }
 
+// remember records that id belongs to the pod with that UID; "" (an
+// object that is not the agent's) is not recorded.
+func (w *Watcher) remember(id string, uid types.UID) {
+	if uid == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.known) >= maxKnown {
+		clear(w.known)
+	}
+	w.known[id] = uid
+}
+
 // forget drops what lookups learnt of id, an object the runtime removed.
 func (w *Watcher) forget(id string) {
 	w.mu.Lock()
@@ -276,14 +298,7 @@ func (w *Watcher) resolve(ctx context.Context, sink Sink, id string) {
 		return
 	}
 	uid, found := w.lookup(ctx, id)
-	if uid != "" {
-		w.mu.Lock()
-		if len(w.known) >= maxKnown {
-			clear(w.known)
-		}
-		w.known[id] = uid
-		w.mu.Unlock()
-	}
+	w.remember(id, uid)
 	switch {
 	case uid != "":
 		sink.Enqueue(uid)
