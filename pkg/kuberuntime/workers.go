@@ -248,8 +248,10 @@ func (w *Workers) processNext(ctx context.Context) bool {
 	}
 	defer w.queue.Done(uid)
 	w.markProgress()
+	start := w.clock.Now()
 	res, err := w.syncer.SyncPod(ctx, uid)
 	w.markProgress()
+	klog.FromContext(ctx).V(4).Info("Synced pod", "podUID", uid, "took", w.clock.Since(start), "err", err)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		if !errors.Is(err, errRetry) {

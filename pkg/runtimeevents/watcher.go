@@ -226,6 +226,7 @@ func (w *Watcher) settle(ctx context.Context, id string) {
 			return
 		}
 		w.remember(id, podUID(cs[0].GetLabels()))
+		klog.FromContext(ctx).V(5).Info("Settle poll", "id", id, "state", cs[0].GetState().String(), "step", step)
 		if cs[0].GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
 			return
 		}
