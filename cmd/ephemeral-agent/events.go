@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,10 +20,10 @@ import (
 // client connects lazily: a runtime that is not containerd only fails its
 // subscription, and the relist alone notices changes. close closes that
 // client.
-func newEventSource(endpoint string, runtime runtimeevents.Runtime, reg prometheus.Registerer) (kuberuntime.EventSource, func(), error) {
+func newEventSource(endpoint string, runtime runtimeevents.Runtime, reg prometheus.Registerer) (eventSource, func(), error) {
 	client, err := containerd.New(strings.TrimPrefix(endpoint, "unix://"), containerd.WithDefaultNamespace(runtimeevents.DefaultNamespace))
 	if err != nil {
-		return nil, nil, fmt.Errorf("create containerd client for runtime events: %w", err)
+		return eventSource{}, nil, fmt.Errorf("create containerd client for runtime events: %w", err)
 	}
 	w := runtimeevents.New(runtimeevents.Options{
 		Runtime:    runtime,
@@ -37,8 +38,12 @@ func newEventSource(endpoint string, runtime runtimeevents.Runtime, reg promethe
 	return eventSource{w}, closeClient, nil
 }
 
-// eventSource adapts the watcher to the workers' interface: the workers'
-// sink is the watcher's.
+// eventSource adapts the watcher to the workers' interface (the workers'
+// sink is the watcher's) and to the observer's (podstate.ExitSource).
 type eventSource struct{ w *runtimeevents.Watcher }
 
 func (s eventSource) Run(ctx context.Context, sink kuberuntime.EventSink) { s.w.Run(ctx, sink) }
+
+func (s eventSource) Exited(id string) (code int32, at time.Time, oom, ok bool) {
+	return s.w.Exited(id)
+}

@@ -97,11 +97,16 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 	// Runtime events notice container changes at once; the relist is
 	// then a slow safety net.
 	var events kuberuntime.EventSource
+	observerOpts := []podstate.ObserverOption{}
 	closeEvents := func() {}
 	if o.runtimeEvents {
-		if events, closeEvents, err = newEventSource(o.containerRuntimeEndpoint, runtime, reg); err != nil {
+		var src eventSource
+		if src, closeEvents, err = newEventSource(o.containerRuntimeEndpoint, runtime, reg); err != nil {
 			return nil, err
 		}
+		// Exits the runtime announced are reported before its CRI
+		// service records them.
+		events, observerOpts = src, append(observerOpts, podstate.WithExits(src))
 	}
 
 	pm := &podMachinery{broadcaster: broadcaster, closeEvents: closeEvents, cacheSyncTimeout: o.cacheSyncTimeout, statusWorkers: o.statusUpdateWorkers, objects: objects,
@@ -141,7 +146,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 	// Start records live in the pods' directories beside their volumes, so
 	// they go with the pod's directory, and only then.
 	records := podstate.NewRecordStore(filepath.Join(o.rootDir, "pods"))
-	observer := podstate.NewObserver(runtime, podstate.WithRecords(records))
+	observer := podstate.NewObserver(runtime, append(observerOpts, podstate.WithRecords(records))...)
 	pm.lookup = podstate.NewLookup(pm.source, observer)
 	pm.status = status.NewManager(client, pm.source, recorder, status.NodeInfo{HostIPs: []string{o.nodeIP}, RuntimeName: runtimeName}, clk)
 	// Pulls start only in syncs, which run starts after pm.workers is set

@@ -21,6 +21,16 @@ type Runtime interface {
 	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
 }
 
+// ExitSource tells container exits the runtime announced before its CRI
+// service records them: containerd publishes a task's exit, then its CRI
+// plugin deletes the task and only then reports the container exited,
+// tens of milliseconds later (runtimeevents.Watcher satisfies it).
+type ExitSource interface {
+	// Exited returns the exit code and time of container id's process,
+	// and whether it was OOM-killed; ok false when no exit is known.
+	Exited(id string) (code int32, at time.Time, oom, ok bool)
+}
+
 // Observer reads pods' states from the runtime. It caches ContainerStatus
 // answers by container ID and state: an exited container never changes
 // again, and a running one changes nothing a PodState holds until its state
@@ -31,10 +41,22 @@ type Observer struct {
 	runtime Runtime
 	// records, when set, adds the pods' start records to their states.
 	records *RecordStore
-	mu      sync.Mutex
-	cache   map[string]*runtimeapi.ContainerStatus
+	// exits, when set, announces exits the runtime does not report yet.
+	exits ExitSource
+	mu    sync.Mutex
+	cache map[string]*runtimeapi.ContainerStatus
 	// messages holds exited containers' termination messages by ID.
 	messages map[string]string
+	// addrs holds, by pod, the addresses of its newest ready sandbox: the
+	// network is set up before the sandbox is ready, and a sandbox's
+	// addresses never change after.
+	addrs map[types.UID]sandboxAddrs
+}
+
+// sandboxAddrs are a sandbox's addresses.
+type sandboxAddrs struct {
+	id  string
+	ips []string
 }
 
 // ObserverOption configures an Observer.
@@ -46,9 +68,16 @@ func WithRecords(store *RecordStore) ObserverOption {
 	return func(o *Observer) { o.records = store }
 }
 
+// WithExits makes the Observer report a container the runtime still lists
+// running as exited when exits knows its exit, as the runtime will once it
+// records it: with the same exit code, finish time and reason.
+func WithExits(exits ExitSource) ObserverOption {
+	return func(o *Observer) { o.exits = exits }
+}
+
 // NewObserver returns an Observer that reads rt.
 func NewObserver(rt Runtime, opts ...ObserverOption) *Observer {
-	o := &Observer{runtime: rt, cache: map[string]*runtimeapi.ContainerStatus{}, messages: map[string]string{}}
+	o := &Observer{runtime: rt, cache: map[string]*runtimeapi.ContainerStatus{}, messages: map[string]string{}, addrs: map[types.UID]sandboxAddrs{}}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -82,11 +111,13 @@ func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error
 	state.Sort()
 	// Only the newest ready sandbox's addresses matter: they are the pod's.
 	if sb := state.LatestSandbox(); sb != nil && sb.Ready {
-		resp, err := o.runtime.PodSandboxStatus(ctx, sb.ID, false)
-		if err != nil {
-			return nil, fmt.Errorf("get status of pod sandbox %s: %w", sb.ID, err)
+		if sb.IPs, err = o.sandboxIPs(ctx, uid, sb.ID); err != nil {
+			return nil, err
 		}
-		sb.IPs = SandboxIPs(resp.GetStatus())
+	} else {
+		o.mu.Lock()
+		delete(o.addrs, uid)
+		o.mu.Unlock()
 	}
 	seen := make(map[string]bool, len(containers))
 	for _, c := range containers {
@@ -105,7 +136,7 @@ func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error
 			// the spec's image on the listed container.
 			image = c.GetImage().GetImage()
 		}
-		state.Containers = append(state.Containers, Container{
+		ctr := Container{
 			ID:                       c.GetId(),
 			SandboxID:                c.GetPodSandboxId(),
 			Name:                     info.ContainerName,
@@ -124,7 +155,9 @@ func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error
 			TerminationMessagePath:   info.TerminationMessagePath,
 			TerminationMessagePolicy: string(info.TerminationMessagePolicy),
 			LogPath:                  st.GetLogPath(),
-		})
+		}
+		o.announcedExit(&ctr, st, info)
+		state.Containers = append(state.Containers, ctr)
 	}
 	o.forgetExcept(uid, seen)
 	state.Sort()
@@ -134,6 +167,26 @@ func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error
 		}
 	}
 	return state, nil
+}
+
+// sandboxIPs returns the addresses of the pod's ready sandbox id, asking
+// the runtime only for a sandbox not asked about before.
+func (o *Observer) sandboxIPs(ctx context.Context, uid types.UID, id string) ([]string, error) {
+	o.mu.Lock()
+	a, ok := o.addrs[uid]
+	o.mu.Unlock()
+	if ok && a.id == id {
+		return a.ips, nil
+	}
+	resp, err := o.runtime.PodSandboxStatus(ctx, id, false)
+	if err != nil {
+		return nil, fmt.Errorf("get status of pod sandbox %s: %w", id, err)
+	}
+	ips := SandboxIPs(resp.GetStatus())
+	o.mu.Lock()
+	o.addrs[uid] = sandboxAddrs{id: id, ips: ips}
+	o.mu.Unlock()
+	return ips, nil
 }
 
 func (o *Observer) status(ctx context.Context, c *runtimeapi.Container) (*runtimeapi.ContainerStatus, error) {
@@ -153,6 +206,42 @@ func (o *Observer) status(ctx context.Context, c *runtimeapi.Container) (*runtim
 	o.mu.Unlock()
 	return st, nil
 }
+
+// announcedExit reports c, which the runtime lists running, as exited when
+// the exit source knows it exited. Reason and message are the runtime's
+// own rules (containerd's CRI plugin: OOMKilled, else Completed or Error);
+// the message is the termination message file's only, read again until
+// the runtime reports the exit itself: a log tail read now could miss
+// output the runtime has not yet copied.
+func (o *Observer) announcedExit(c *Container, st *runtimeapi.ContainerStatus, info criconfig.ContainerInfo) {
+	if o.exits == nil || !c.Running() {
+		return
+	}
+	code, at, oom, ok := o.exits.Exited(c.ID)
+	if !ok {
+		return
+	}
+	c.State = runtimeapi.ContainerState_CONTAINER_EXITED
+	c.ExitCode = code
+	c.FinishedAt = at
+	switch {
+	case oom:
+		c.Reason = ReasonOOMKilled
+	case code == 0:
+		c.Reason = ReasonCompleted
+	default:
+		c.Reason = ReasonError
+	}
+	c.Message = terminationMessage(st, info)
+}
+
+// The reasons of an exited container as containerd's CRI plugin gives
+// them, and the kubelet reports them in Terminated.
+const (
+	ReasonCompleted = "Completed"
+	ReasonError     = "Error"
+	ReasonOOMKilled = "OOMKilled"
+)
 
 // forgetExcept drops cached statuses of the pod's containers that are gone.
 func (o *Observer) forgetExcept(uid types.UID, seen map[string]bool) {

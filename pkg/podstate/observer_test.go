@@ -2,6 +2,8 @@ package podstate_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -326,5 +328,114 @@ func TestObserverErrors(t *testing.T) {
 				t.Errorf("Observe = %v, %v; want nil and the runtime's error", st, err)
 			}
 		})
+	}
+}
+
+// exits is an ExitSource that knows the exits in it.
+type exits map[string]struct {
+	code int32
+	oom  bool
+}
+
+func (e exits) Exited(id string) (int32, time.Time, bool, bool) {
+	x, ok := e[id]
+	return x.code, pt.T0.Add(time.Hour), x.oom, ok
+}
+
+// A container the runtime still lists running but whose exit the runtime
+// announced is reported exited, as the runtime will report it: its reason
+// by the runtime's rules, its termination message file read, no log tail
+// yet. What the runtime itself reports exited stays as it reports it.
+func TestObserverAnnouncedExits(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := criapitesting.NewFakeRuntimeService()
+	pod := pt.Pod(pt.WithEphemeral("app", "ok", "fail", "oom", "quiet", "done"), func(p *v1.Pod) {
+		for i := range p.Spec.EphemeralContainers {
+			c := &p.Spec.EphemeralContainers[i]
+			c.TerminationMessagePath = "/dev/termination-log"
+			c.TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
+		}
+	})
+	msg := filepath.Join(t.TempDir(), "termination-log")
+	if err := os.WriteFile(msg, []byte("bye"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := pt.CRI{Runtime: rt, Pod: pod}
+	f.Sandbox("sb1", 0, true, pt.T0)
+	f.Container("c-app", "sb1", pt.Regular, "app", pt.Running, 0, pt.T0, 0)
+	okc := f.Container("c-ok", "sb1", pt.Ephemeral, "ok", pt.Running, 0, pt.T0, 0)
+	okc.Mounts = []*runtimeapi.Mount{{ContainerPath: "/dev/termination-log", HostPath: msg}}
+	f.Container("c-fail", "sb1", pt.Ephemeral, "fail", pt.Running, 0, pt.T0, 0)
+	f.Container("c-oom", "sb1", pt.Ephemeral, "oom", pt.Running, 0, pt.T0, 0)
+	f.Container("c-quiet", "sb1", pt.Ephemeral, "quiet", pt.Running, 0, pt.T0, 0)
+	done := f.Container("c-done", "sb1", pt.Ephemeral, "done", pt.Exited, 0, pt.T0, 5)
+	done.Reason, done.Message = "Error", "from the runtime"
+
+	src := exits{"c-ok": {code: 0}, "c-fail": {code: 2}, "c-oom": {code: 137, oom: true}, "c-done": {code: 9}}
+	st, err := podstate.NewObserver(rt, podstate.WithExits(src)).Observe(ctx, pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		state  runtimeapi.ContainerState
+		code   int32
+		reason string
+		msg    string
+	}{
+		{"app", pt.Running, 0, "", ""},
+		{"ok", pt.Exited, 0, podstate.ReasonCompleted, "bye"},
+		{"fail", pt.Exited, 2, podstate.ReasonError, ""},
+		{"oom", pt.Exited, 137, podstate.ReasonOOMKilled, ""},
+		{"quiet", pt.Running, 0, "", ""},
+		{"done", pt.Exited, 5, "Error", "from the runtime"},
+	} {
+		typ := pt.Ephemeral
+		if tc.name == "app" {
+			typ = pt.Regular
+		}
+		c := st.Latest(typ, tc.name)
+		if c == nil {
+			t.Fatalf("%s: not observed", tc.name)
+		}
+		if c.State != tc.state || c.ExitCode != tc.code || c.Reason != tc.reason || c.Message != tc.msg {
+			t.Errorf("%s: %v exit %d reason %q message %q; want %v exit %d reason %q message %q",
+				tc.name, c.State, c.ExitCode, c.Reason, c.Message, tc.state, tc.code, tc.reason, tc.msg)
+		}
+		if _, announced := src[c.ID]; announced && tc.name != "done" {
+			if want := pt.T0.Add(time.Hour); !c.FinishedAt.Equal(want) {
+				t.Errorf("%s: finished at %v, want the announced %v", tc.name, c.FinishedAt, want)
+			}
+		}
+	}
+}
+
+// A ready sandbox's addresses are asked for once: they never change. A
+// newer sandbox of the pod is asked about again.
+func TestObserverAsksSandboxAddressesOnce(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	rt := criapitesting.NewFakeRuntimeService()
+	pod := pt.Pod()
+	f := pt.CRI{Runtime: rt, Pod: pod}
+	f.Sandbox("sb1", 0, true, pt.T0, "10.0.0.1")
+	o := podstate.NewObserver(rt)
+	for i, want := range []struct {
+		ips   []string
+		calls int
+	}{{[]string{"10.0.0.1"}, 1}, {[]string{"10.0.0.1"}, 1}, {[]string{"10.0.0.2"}, 2}, {[]string{"10.0.0.2"}, 2}} {
+		if i == 2 {
+			rt.Sandboxes["sb1"].State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+			f.Sandbox("sb2", 1, true, pt.T0.Add(time.Minute), "10.0.0.2")
+		}
+		st, err := o.Observe(ctx, pod.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.LatestSandbox().IPs; !slices.Equal(got, want.ips) {
+			t.Errorf("observation %d: IPs %v, want %v", i, got, want.ips)
+		}
+		if n := callsTo(rt, "PodSandboxStatus"); n != want.calls {
+			t.Errorf("observation %d: PodSandboxStatus called %d times in all, want %d", i, n, want.calls)
+		}
 	}
 }

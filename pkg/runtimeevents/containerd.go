@@ -77,31 +77,44 @@ func (w *Watcher) handleContainerd(ctx context.Context, sink Sink, env *events.E
 		sink.Relist()
 		return
 	}
-	id, exited, ok := containerdTarget(ev)
+	id, deleted, ok := containerdTarget(ev)
 	klog.FromContext(ctx).V(4).Info("Runtime event", "source", SourceContainerd, "topic", env.Topic, "id", id, "wanted", ok)
 	if !ok {
 		return
 	}
-	if exited {
+	switch e := ev.(type) {
+	case *apievents.TaskExit:
+		// The sync this asks for reports the exit from the event itself
+		// (Exited): the CRI plugin records it only after deleting the task.
+		w.announce(id, int32(e.ExitStatus), e.ExitedAt.AsTime())
+	case *apievents.TaskOOM:
+		w.announceOOM(id)
+	case *apievents.ContainerDelete:
+		w.resolve(ctx, sink, id)
+		w.forget(id)
+		return
+	}
+	if deleted {
+		// The task is gone: once the CRI plugin reports the exit, a sync
+		// reads what the event could not give (a log tail as the
+		// termination message).
 		w.settleAsync(ctx, sink, id)
 		return
 	}
 	w.resolve(ctx, sink, id)
-	if _, gone := ev.(*apievents.ContainerDelete); gone {
-		w.forget(id)
-	}
 }
 
 // containerdTarget returns the ID of the container or sandbox a containerd
-// event concerns, and whether it tells that its process exited; false for
-// an event that changes nothing a sync sees: an exec'd process's exit or
+// event concerns, and whether it tells that its task is gone (deleted, so
+// that the CRI plugin is about to report the exit); ok is false for an
+// event that changes nothing a sync sees: an exec'd process's exit or
 // deletion (a probe, kubectl exec), or a kind not watched. It is pure.
-func containerdTarget(ev any) (id string, exited, ok bool) {
+func containerdTarget(ev any) (id string, deleted, ok bool) {
 	switch e := ev.(type) {
 	case *apievents.TaskStart:
 		return e.ContainerID, false, true
 	case *apievents.TaskExit:
-		return e.ContainerID, true, initProcess(e.ContainerID, e.ID)
+		return e.ContainerID, false, initProcess(e.ContainerID, e.ID)
 	case *apievents.TaskOOM:
 		return e.ContainerID, false, true
 	case *apievents.TaskDelete:

@@ -4,9 +4,13 @@
 // to. It is what lets the agent notice a container's exit at once instead
 // of at the next relist of the runtime.
 //
-// Events are triggers only, level-triggered as controller-runtime's
-// reconcile requests: an event names a pod to sync, never a state; the sync
-// reads the runtime's state itself. An event the watcher cannot map to a
+// Events are triggers, level-triggered as controller-runtime's reconcile
+// requests: an event names a pod to sync; the sync reads the runtime's
+// state itself. One exception: containerd's CRI plugin reports a
+// container's exit only after it deleted the task, tens of milliseconds
+// after containerd announced it, so the watcher keeps each announced exit
+// (Watcher.Exited) for podstate's Observer to report before the runtime
+// does. An event the watcher cannot map to a
 // pod asks for a relist instead, which finds every change.
 //
 // Two sources, tried in this order:
@@ -24,5 +28,6 @@
 // (re)connection asks for one relist, so that nothing that happened while
 // no stream was open is missed; the sink is told whether a stream is
 // connected, and relists seldom while one is. The package is not the
-// relist: it keeps no state of pods or containers.
+// relist: it keeps no state of pods, only the announced exits of
+// containers until they are removed.
 package runtimeevents

@@ -92,12 +92,23 @@ type Watcher struct {
 	settling chan struct{}
 	settlers sync.WaitGroup
 
-	// mu guards known.
+	// mu guards known and exits.
 	mu sync.Mutex
 	// known maps IDs the runtime was asked about to their pod: a new
 	// container is unknown to the last relist until the next one, and
 	// its start, exit and deletion would each cost a lookup.
 	known map[string]types.UID
+	// exits holds the processes' exits containerd announced, by
+	// container ID, until the container is removed (Exited).
+	exits map[string]exit
+}
+
+// exit is what containerd announced of a container's process.
+type exit struct {
+	exited bool
+	code   int32
+	at     time.Time
+	oom    bool
 }
 
 // maxSettling is how many exits may wait for the CRI plugin at once; one
@@ -122,7 +133,7 @@ func New(o Options) *Watcher {
 	}
 	return &Watcher{
 		opts: o, clock: clk, metrics: newMetrics(o.Registerer),
-		settling: make(chan struct{}, maxSettling), known: map[string]types.UID{},
+		settling: make(chan struct{}, maxSettling), known: map[string]types.UID{}, exits: map[string]exit{},
 	}
 }
 
@@ -210,8 +221,8 @@ const (
 
 // settle waits, at most settleTimeout, until the CRI runtime no longer
 // reports the container id running (a sandbox's id is no container: no
-// wait). containerd publishes a task's exit before its CRI plugin, which
-// handles the same event, records it: a sync
+// wait). containerd publishes a task's deletion before its CRI plugin,
+// which deleted it, records the exit (measured: 5 to 85 ms later): a sync
 // triggered at once could still read the container running, and nothing
 // else would trigger one until the next relist.
 //
@@ -226,7 +237,6 @@ func (w *Watcher) settle(ctx context.Context, id string) {
 			return
 		}
 		w.remember(id, podUID(cs[0].GetLabels()))
-		klog.FromContext(ctx).V(5).Info("Settle poll", "id", id, "state", cs[0].GetState().String(), "step", step)
 		if cs[0].GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || !w.clock.Now().Before(deadline) {
 			return
 		}
@@ -272,11 +282,57 @@ func (w *Watcher) remember(id string, uid types.UID) {
 	w.known[id] = uid
 }
 
-// forget drops what lookups learnt of id, an object the runtime removed.
+// forget drops what lookups and events told of id, an object the runtime
+// removed.
 func (w *Watcher) forget(id string) {
 	w.mu.Lock()
 	delete(w.known, id)
+	delete(w.exits, id)
 	w.mu.Unlock()
+}
+
+// announce records that container id's process exited with code at at.
+func (w *Watcher) announce(id string, code int32, at time.Time) {
+	if at.Unix() <= 0 {
+		// An event without a time: the runtime's own will be close.
+		at = w.clock.Now()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.exitEntry(id)
+	e.exited, e.code, e.at = true, code, at
+	w.exits[id] = e
+}
+
+// announceOOM records that the kernel OOM-killed a process of container
+// id; containerd tells it before the exit.
+func (w *Watcher) announceOOM(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.exitEntry(id)
+	e.oom = true
+	w.exits[id] = e
+}
+
+// exitEntry returns the entry of id, making room past maxKnown entries
+// (their containers' exits are then left to the runtime to report). The
+// caller holds w.mu.
+func (w *Watcher) exitEntry(id string) exit {
+	e, ok := w.exits[id]
+	if !ok && len(w.exits) >= maxKnown {
+		clear(w.exits)
+	}
+	return e
+}
+
+// Exited returns the exit of container id's process as containerd
+// announced it, which its CRI plugin reports only tens of milliseconds
+// later; it satisfies podstate.ExitSource.
+func (w *Watcher) Exited(id string) (code int32, at time.Time, oom, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.exits[id]
+	return e.code, e.at, e.oom, e.exited
 }
 
 // resolve asks for a sync of the pod of the sandbox or container id: the

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -205,17 +206,17 @@ func newFakeRuntime() *fakeRuntime {
 
 func TestContainerdTarget(t *testing.T) {
 	for _, tc := range []struct {
-		topic      string
-		event      any
-		wantID     string
-		wantExited bool
-		wantOK     bool
+		topic       string
+		event       any
+		wantID      string
+		wantDeleted bool
+		wantOK      bool
 	}{
 		{TopicTaskStart, &apievents.TaskStart{ContainerID: "c1", Pid: 10}, "c1", false, true},
-		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "c1", ExitStatus: 0}, "c1", true, true},
-		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1"}, "c1", true, true},
+		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "c1", ExitStatus: 0}, "c1", false, true},
+		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1"}, "c1", false, true},
 		// A probe's or kubectl exec's process ended: nothing a sync sees.
-		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "exec-1"}, "c1", true, false},
+		{TopicTaskExit, &apievents.TaskExit{ContainerID: "c1", ID: "exec-1"}, "c1", false, false},
 		{TopicTaskOOM, &apievents.TaskOOM{ContainerID: "c1"}, "c1", false, true},
 		{TopicTaskDelete, &apievents.TaskDelete{ContainerID: "c1", ID: "c1"}, "c1", true, true},
 		{TopicTaskDelete, &apievents.TaskDelete{ContainerID: "c1", ID: "exec-1"}, "c1", true, false},
@@ -224,16 +225,16 @@ func TestContainerdTarget(t *testing.T) {
 		{"/images/create", &apievents.ImageCreate{Name: "busybox"}, "", false, false},
 	} {
 		t.Run(fmt.Sprintf("%s %T", tc.topic, tc.event), func(t *testing.T) {
-			id, exited, ok := containerdTarget(tc.event)
-			if ok != tc.wantOK || (ok && (id != tc.wantID || exited != tc.wantExited)) {
-				t.Errorf("containerdTarget = %q, %v, %v; want %q, %v, %v", id, exited, ok, tc.wantID, tc.wantExited, tc.wantOK)
+			id, deleted, ok := containerdTarget(tc.event)
+			if ok != tc.wantOK || (ok && (id != tc.wantID || deleted != tc.wantDeleted)) {
+				t.Errorf("containerdTarget = %q, %v, %v; want %q, %v, %v", id, deleted, ok, tc.wantID, tc.wantDeleted, tc.wantOK)
 			}
 		})
 	}
 }
 
-// An exit's sync waits until the CRI runtime records the exit: containerd
-// publishes it before its CRI plugin has.
+// A deleted task's sync waits until the CRI runtime records the exit:
+// containerd publishes the deletion before its CRI plugin has.
 func TestSettleWaitsForCRI(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	rt := newFakeRuntime()
@@ -259,9 +260,9 @@ func TestSettleWaitsForCRI(t *testing.T) {
 	w.settle(ctx, "unknown")
 }
 
-// An exit that waits for the CRI plugin does not hold back the events
-// behind it: 20 exits at once under load would otherwise each wait for
-// those before. A lookup is made once per ID.
+// A deleted task that waits for the CRI plugin does not hold back the
+// events behind it: 20 exits at once under load would otherwise each wait
+// for those before. A lookup is made once per ID.
 func TestExitSettlesOffTheEventLoop(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
@@ -273,7 +274,7 @@ func TestExitSettlesOffTheEventLoop(t *testing.T) {
 	rt.SetFakeContainers([]*criapitesting.FakeContainer{running})
 	cd := &fakeContainerd{subs: make(chan containerdSub, 1)}
 	cd.subs <- containerdSub{events: []*events.Envelope{
-		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "new-debugger", ID: "new-debugger"}),
+		envelope(t, TopicTaskDelete, &apievents.TaskDelete{ContainerID: "new-debugger", ID: "new-debugger"}),
 		envelope(t, TopicTaskOOM, &apievents.TaskOOM{ContainerID: "old"}),
 	}}
 	w := New(Options{Runtime: rt, Containerd: cd})
@@ -294,6 +295,55 @@ func TestExitSettlesOffTheEventLoop(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// An exit is announced to the observer (Exited) at once, with what the
+// event says, and its pod synced without waiting for the CRI plugin; an
+// OOM kill before it gives the reason; the container's removal drops it.
+func TestExitAnnounced(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rt := newFakeRuntime()
+	rt.streams <- criStream{err: unimplemented}
+	running := criContainer("new-debugger", "p2")
+	running.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+	rt.SetFakeContainers([]*criapitesting.FakeContainer{running})
+	at := time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC)
+	cd := &fakeContainerd{subs: make(chan containerdSub, 1)}
+	cd.subs <- containerdSub{events: []*events.Envelope{
+		envelope(t, TopicTaskOOM, &apievents.TaskOOM{ContainerID: "old"}),
+		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "old", ID: "old", ExitStatus: 137, ExitedAt: timestamppb.New(at)}),
+		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "new-debugger", ID: "new-debugger", ExitStatus: 3, ExitedAt: timestamppb.New(at)}),
+		// An exec'd process: nothing announced.
+		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "other", ID: "exec-1", ExitStatus: 1}),
+	}}
+	w := New(Options{Runtime: rt, Containerd: cd})
+	sink := &fakeSink{seen: map[string]types.UID{"old": "p1"}}
+	done := make(chan struct{})
+	go func() { w.Run(ctx, sink); close(done) }()
+	// The container still runs for the CRI runtime: no wait for it.
+	sink.waitCalls(ctx, t, "connected true", "enqueue p1", "enqueue p1", "enqueue p2")
+	for _, tc := range []struct {
+		id      string
+		code    int32
+		oom, ok bool
+	}{
+		{"old", 137, true, true},
+		{"new-debugger", 3, false, true},
+		{"other", 0, false, false},
+	} {
+		code, gotAt, oom, ok := w.Exited(tc.id)
+		if ok != tc.ok || code != tc.code || oom != tc.oom || (ok && !gotAt.Equal(at)) {
+			t.Errorf("Exited(%q) = %d, %v, %v, %v; want %d, %v, %v, %v", tc.id, code, gotAt, oom, ok, tc.code, at, tc.oom, tc.ok)
+		}
+	}
+	cancel()
+	<-done
+	w.forget("old")
+	if _, _, _, ok := w.Exited("old"); ok {
+		t.Error("a removed container's exit is still announced")
+	}
 }
 
 func TestCRIEventWanted(t *testing.T) {
