@@ -131,7 +131,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs := newFlags("node")
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "An admin kubeconfig of the cluster.")
 	nodeName := fs.String("node", "", "The node whose agent is measured.")
-	pid := fs.Int("pid", 0, "The node agent's process id, for the idle RSS and CPU (0: skip the idle measurement).")
+	pid := fs.Int("pid", 0, "The node agent's process id, for its CPU time per workload and its idle RSS and CPU (0: skip those figures).")
 	name := fs.String("name", "", "Who is measured: ours or kubelet (the result's name).")
 	out := fs.String("out", "", "Where to write the JSON result.")
 	image := fs.String("image", "localhost/busybox:test", "The image of the app and debug containers, present on the node.")

@@ -39,13 +39,7 @@ func measureIdle(ctx context.Context, pid, pods int, settle, window time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	cpu := func() (float64, error) {
-		st, err := p.Stat()
-		if err != nil {
-			return 0, fmt.Errorf("stat of process %d: %w", pid, err)
-		}
-		return st.CPUTime(), nil
-	}
+	cpu := func() (float64, error) { return cpuSeconds(procfs.DefaultMountPoint, pid) }
 	var rss, anon []float64
 	sampleRSS := func() error {
 		st, err := p.NewStatus()

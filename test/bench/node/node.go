@@ -1,8 +1,9 @@
 // Package node measures a node agent (ours or the upstream kubelet) through
 // the API server: the time from an update of a pod's ephemeralcontainers
 // subresource until a watch sees the debug container Running or Terminated,
-// one at a time and many at once, at few and many pods on the node, and the
-// agent's idle CPU and memory with many pods.
+// one at a time and many at once, at few and many pods on the node, the
+// agent's CPU time over each of these workloads, and its idle CPU and memory
+// with many pods.
 //
 // Pods are bound to the node by spec.nodeName, live in namespaces of the
 // run's own and are deleted (and waited for) at the end, also on failure or
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/procfs"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,7 +37,8 @@ type Config struct {
 	Name string
 	// Node is the node the pods are bound to.
 	Node string
-	// PID is the node agent's process, for the idle figures (0: skip them).
+	// PID is the node agent's process, for its CPU time per workload and
+	// the idle figures (0: skip them).
 	PID int
 	// Image runs the app and debug containers; it must be on the node.
 	Image string
@@ -200,6 +203,15 @@ func (b *bench) measureAll(ctx context.Context, res *result.Result) error {
 func (b *bench) measure(ctx context.Context, res *result.Result, name, ns string, count, inFlight int, want state, target func(int) (int, string)) error {
 	logger := klog.FromContext(ctx)
 	logger.Info("Measuring", "workload", name, "requests", count, "inFlight", inFlight, "podsOnNode", b.podCount())
+	// The agent's CPU time is read right around the requests: the setup
+	// (pods created, settled) stays out of it.
+	var cpu0 float64
+	if b.cfg.PID != 0 {
+		var err error
+		if cpu0, err = cpuSeconds(procfs.DefaultMountPoint, b.cfg.PID); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	lat, err := load.Run(ctx, count, inFlight, func(ctx context.Context, i int) (time.Duration, error) {
 		pod, container := target(i)
 		return b.debug(ctx, ns, podName(pod), container, want)
@@ -208,8 +220,16 @@ func (b *bench) measure(ctx context.Context, res *result.Result, name, ns string
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	w := result.Workload{Summary: stats.Summarize(lat), Pods: b.podCount(), InFlight: inFlight}
+	if b.cfg.PID != 0 {
+		cpu1, err := cpuSeconds(procfs.DefaultMountPoint, b.cfg.PID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		w.AgentCPUS, w.AgentCPUMsPerRequest = workloadCPU(cpu1-cpu0, count)
+	}
 	res.Workloads[name] = w
-	logger.Info("Measured", "workload", name, "p50Ms", w.P50Ms, "p99Ms", w.P99Ms, "maxMs", w.MaxMs)
+	logger.Info("Measured", "workload", name, "p50Ms", w.P50Ms, "p99Ms", w.P99Ms, "maxMs", w.MaxMs,
+		"agentCPUS", w.AgentCPUS, "agentCPUMsPerRequest", w.AgentCPUMsPerRequest)
 	return nil
 }
 

@@ -66,6 +66,9 @@ func Print(w io.Writer, s Summary) error {
 		return fmt.Errorf("print table: %w", err)
 	}
 	fmt.Fprintln(w)
+	if err := printCPU(w, s); err != nil {
+		return err
+	}
 	if note := scaleNote(s); note != "" {
 		fmt.Fprintln(w, note)
 	}
@@ -98,6 +101,41 @@ func cell(r *result.Result, workload string) string {
 		return "-"
 	}
 	return fmt.Sprintf("%g / %g", l.P50Ms, l.P99Ms)
+}
+
+// printCPU writes, when a result has them, the node agents' CPU time per
+// workload as a second table; results without them (no --pid, or written
+// before the figures existed) show "-".
+func printCPU(w io.Writer, s Summary) error {
+	have := false
+	for _, r := range []*result.Result{s.Ours, s.Kubelet} {
+		for _, name := range result.Workloads {
+			if l, ok := r.Latency(name); ok && l.AgentCPUS > 0 {
+				have = true
+			}
+		}
+	}
+	if !have {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "agent CPU\tours ms/request (total s)\tkubelet ms/request (total s)")
+	for _, name := range result.Workloads {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", labels[name], cpuCell(s.Ours, name), cpuCell(s.Kubelet, name))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("print CPU table: %w", err)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+func cpuCell(r *result.Result, workload string) string {
+	l, ok := r.Latency(workload)
+	if !ok || l.AgentCPUS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%g (%g s)", l.AgentCPUMsPerRequest, l.AgentCPUS)
 }
 
 func idleCell(r *result.Result, rss bool) string {

@@ -57,3 +57,51 @@ func TestScaleNote(t *testing.T) {
 		t.Errorf("note = %q for equal scales, want none", n)
 	}
 }
+
+func TestPrintAgentCPU(t *testing.T) {
+	ours := &result.Result{Name: "ours", Workloads: map[string]result.Workload{
+		result.OneRunning: {Summary: stats.Summary{Count: 40, P50Ms: 80, P99Ms: 120}, Pods: 40, InFlight: 1,
+			AgentCPUS: 0.49, AgentCPUMsPerRequest: 12.3},
+	}}
+	kubelet := &result.Result{Name: "kubelet", Workloads: map[string]result.Workload{
+		result.OneRunning: {Summary: stats.Summary{Count: 40, P50Ms: 100, P99Ms: 440}, Pods: 40, InFlight: 1},
+	}}
+	var out bytes.Buffer
+	if err := Print(&out, Build(targets.Inputs{Ours: ours, Kubelet: kubelet})); err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, labels[result.OneRunning]) && strings.Contains(l, "(0.49 s)") {
+			row = l
+		}
+	}
+	// The kubelet measured without --pid: its cell is empty, not 0.
+	if f := strings.Fields(row); len(f) < 4 || f[len(f)-4] != "12.3" || f[len(f)-1] != "-" {
+		t.Errorf("CPU row = %q, want ours 12.3 (0.49 s) and kubelet -:\n%s", row, out.String())
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	var got struct {
+		Ours, Kubelet struct {
+			Workloads map[string]map[string]any `json:"workloads"`
+		}
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("last line is not JSON: %v", err)
+	}
+	if w := got.Ours.Workloads[result.OneRunning]; w["agent_cpu_s"] != 0.49 || w["agent_cpu_ms_per_request"] != 12.3 {
+		t.Errorf("ours one_running in JSON = %v, want agent_cpu_s 0.49 and agent_cpu_ms_per_request 12.3", w)
+	}
+	if w := got.Kubelet.Workloads[result.OneRunning]; w["agent_cpu_s"] != nil {
+		t.Errorf("kubelet one_running in JSON = %v, want no agent_cpu_s", w)
+	}
+
+	// Without any CPU figure there is no CPU table.
+	out.Reset()
+	if err := Print(&out, Build(targets.Inputs{Kubelet: kubelet})); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "agent CPU") {
+		t.Errorf("CPU table printed without CPU figures:\n%s", out.String())
+	}
+}

@@ -59,6 +59,12 @@ type Workload struct {
 	Pods int `json:"pods"`
 	// InFlight is the number of concurrent requests.
 	InFlight int `json:"in_flight"`
+	// AgentCPUS is the user+system CPU time the node agent used from just
+	// before the first request to just after the last one saw its state, in
+	// seconds; 0 (left out) when the agent's process was not given.
+	AgentCPUS float64 `json:"agent_cpu_s,omitempty"`
+	// AgentCPUMsPerRequest is AgentCPUS per request, in milliseconds.
+	AgentCPUMsPerRequest float64 `json:"agent_cpu_ms_per_request,omitempty"`
 }
 
 // Idle is a node agent's resource use with pods settled and nothing to do.
