@@ -196,7 +196,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Events:                    events,
 		Registerer:                reg,
 	}, registeringSyncer{PodSyncer: pm.syncer, pods: pm.source, objects: objects}, runtime)
-	if err := pm.source.OnChange(pm.workers.Enqueue, pm.workers.EnqueueStatusChange); err != nil {
+	if err := pm.source.OnChange(pm.workers.Enqueue, skipOwnWrites(pm.source, pm.status, pm.workers.EnqueueStatusChange)); err != nil {
 		return nil, err
 	}
 	// Events have an API budget of their own (clients.events): every
@@ -254,6 +254,27 @@ func (pm *podMachinery) run(ctx context.Context) error {
 	go pm.status.Run(ctx, pm.statusWorkers)
 	pm.workers.Run(ctx)
 	return nil
+}
+
+// ownWrites tells the status manager's own writes among the informer's
+// pods.
+type ownWrites interface {
+	OwnWrite(pod *v1.Pod) bool
+}
+
+// skipOwnWrites returns the handler of a pod's status-only updates: it
+// passes the pod on to enqueue unless the cache holds it as the status
+// manager's own last write. The agent's every status patch comes back so;
+// syncing the pod for it would only compute the status just sent. Another
+// writer's change (a readiness gate's condition, say) gives another
+// resourceVersion and syncs the pod as before.
+func skipOwnWrites(pods kuberuntime.PodSource, own ownWrites, enqueue func(types.UID)) func(types.UID) {
+	return func(uid types.UID) {
+		if pod, ok := pods.GetPodByUID(uid); ok && own.OwnWrite(pod) {
+			return
+		}
+		enqueue(uid)
+	}
 }
 
 // waitForCacheSync waits at most timeout for synced.

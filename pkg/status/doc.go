@@ -66,6 +66,13 @@
 // the rest of it lands. If that is refused too, the pending status is
 // dropped; the next SetPodStatus starts over.
 //
+// The cache lags behind the agent's own patches: until it shows a patch,
+// the pod the API server answered it with stands for the cached one (as
+// the base of the next patch, of NoRegression and of Merge), so a status
+// just sent is not sent again by the syncs that follow it, the write's own
+// echo among them. Manager.OwnWrite tells the informer's copy of that
+// write, so the agent need not sync a pod for its own status write.
+//
 // It does not decide what runs (package kuberuntime) and does not read the
 // runtime itself (podstate.Observer does).
 package status

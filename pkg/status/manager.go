@@ -60,6 +60,11 @@ const ReasonFailedStatusUpdate = "FailedStatusUpdate"
 // the API holds them; if that is refused too, the pending status is dropped
 // until the next SetPodStatus. Each refusal is told once, in a Warning
 // Event FailedStatusUpdate on the pod.
+//
+// The cache lags behind the manager's own patches: until it sees one, the
+// status the patch returned, not the cache's, is what a new status is
+// compared with and kept from going backwards, so a status just sent is
+// not sent again (OwnWrite tells the informer's copy of that write).
 type Manager struct {
 	client   kubernetes.Interface
 	pods     PodGetter
@@ -73,6 +78,23 @@ type Manager struct {
 	// refusals holds, per pod, the key (refusalKey) of the last refusal
 	// told in an Event, so a status refused again is not told again.
 	refusals map[types.UID]string
+	// written holds, per pod, what the last patch that landed returned.
+	written map[types.UID]*written
+}
+
+// written is what the last patch of a pod's status that landed returned,
+// and the cached pods that are older than it.
+type written struct {
+	// pod is the API server's answer to the patch: the pod with it.
+	pod *v1.Pod
+	// behind are the resourceVersions of the cached pods the patches since
+	// the cache last caught up were computed from, and of those patches'
+	// answers but the last: a cached pod of one of them has not seen pod.
+	behind []string
+	// clean tells that nothing others own in the status changed between
+	// the pod the patch was computed from and pod: pod holds no other
+	// writer's change the patch did not know of.
+	clean bool
 }
 
 // NewManager returns a Manager; Run sends the statuses. recorder emits the
@@ -85,6 +107,7 @@ func NewManager(client kubernetes.Interface, pods PodGetter, recorder Recorder, 
 		node:     node,
 		clock:    clk,
 		refusals: map[types.UID]string{},
+		written:  map[types.UID]*written{},
 		// Failed patches back off up to the kubelet's status sync period
 		// (10s): after an API server outage, every status lands within it
 		// of the server's return.
@@ -119,6 +142,57 @@ func (m *Manager) ForgetPod(uid types.UID) {
 	m.mu.Lock()
 	delete(m.desired, uid)
 	delete(m.refusals, uid)
+	delete(m.written, uid)
+	m.mu.Unlock()
+}
+
+// OwnWrite reports whether pod, as the informer delivers it, is exactly
+// the result of the manager's last patch of its status: nothing but that
+// patch changed the pod since the patch was computed. An update of the pod
+// to it brings the agent no news, so it need not sync the pod again; any
+// other writer's change gives another resourceVersion.
+func (m *Manager) OwnWrite(pod *v1.Pod) bool {
+	if pod.ResourceVersion == "" {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.written[pod.UID]
+	return w != nil && w.clean && w.pod.ResourceVersion == pod.ResourceVersion
+}
+
+// base returns the pod a status for the pod cached as cur is to be
+// compared with: the answer of the last patch that landed while the cache
+// has not seen it yet, else cur. fromWritten is the record of that
+// answer, nil when base is cur.
+func (m *Manager) base(cur *v1.Pod) (base *v1.Pod, fromWritten *written) {
+	if cur.ResourceVersion == "" {
+		return cur, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.written[cur.UID]
+	if w == nil || !slices.Contains(w.behind, cur.ResourceVersion) {
+		return cur, nil
+	}
+	return w.pod, w
+}
+
+// landed records got, the API server's answer to a patch of the pod's
+// status computed from base, which the cache held as cur (prev is the
+// record base came from, nil when it is cur).
+func (m *Manager) landed(cur, base *v1.Pod, prev *written, got *v1.Pod) {
+	if got == nil || got.UID != cur.UID {
+		return
+	}
+	w := &written{pod: got, behind: []string{cur.ResourceVersion}, clean: othersEqual(&base.Status, &got.Status)}
+	if prev != nil {
+		// The cache may yet show any pod between cur and got.
+		w.behind = append(slices.Clone(prev.behind), prev.pod.ResourceVersion)
+		w.clean = w.clean && prev.clean
+	}
+	m.mu.Lock()
+	m.written[cur.UID] = w
 	m.mu.Unlock()
 }
 
@@ -189,25 +263,32 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 	if want == nil {
 		return nil
 	}
-	cur, ok := m.pods.GetPodByUID(uid)
+	cached, ok := m.pods.GetPodByUID(uid)
 	if !ok {
 		m.ForgetPod(uid)
 		return nil
 	}
+	// Until the cache sees the last patch, its answer is the newest
+	// status known: compared with the cache's, a status just sent would be
+	// sent again.
+	cur, prev := m.base(cached)
 	// The cache may have seen a newer status than the pod the status was
 	// computed from: it still must not go backwards from it, nor undo what
 	// other writers set meanwhile (their conditions above all).
 	status := want.status.DeepCopy()
 	NoRegression(&cur.Status, status, want.pod)
 	status = Merge(cur, &cur.Status, status, m.clock.Now())
-	err := m.patch(ctx, want.pod, &cur.Status, status)
+	got, err := m.patch(ctx, want.pod, &cur.Status, status)
 	if apierrors.IsInvalid(err) {
-		err = m.refused(ctx, want, &cur.Status, status, err)
+		got, err = m.refused(ctx, want, &cur.Status, status, err)
 	} else if err == nil {
 		// It landed whole: a later refusal is news again.
 		m.mu.Lock()
 		delete(m.refusals, uid)
 		m.mu.Unlock()
+	}
+	if err == nil {
+		m.landed(cached, cur, prev, got)
 	}
 	switch {
 	case apierrors.IsNotFound(err):
@@ -223,21 +304,23 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 	return nil
 }
 
-// patch sends status for pod as a patch from cur, the cached status; it
-// sends nothing when they are equal.
-func (m *Manager) patch(ctx context.Context, pod *v1.Pod, cur, status *v1.PodStatus) error {
+// patch sends status for pod as a patch from cur, the newest status
+// known; it sends nothing when they are equal. It returns the API server's
+// answer, the patched pod; nil when it sent nothing.
+func (m *Manager) patch(ctx context.Context, pod *v1.Pod, cur, status *v1.PodStatus) (*v1.Pod, error) {
 	if apiequality.Semantic.DeepEqual(cur, status) {
-		return nil
+		return nil, nil
 	}
 	patch, err := statusPatch(pod.UID, cur, status)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
-		return err
+	got, err := m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
+		return nil, err
 	}
-	klog.FromContext(ctx).V(3).Info("Patched pod status", "pod", klog.KObj(pod), "phase", status.Phase)
-	return nil
+	klog.FromContext(ctx).V(3).Info("Patched pod status", "pod", klog.KObj(pod), "phase", status.Phase, "resourceVersion", got.ResourceVersion)
+	return got, nil
 }
 
 // refused handles status, which the API server refused as invalid with
@@ -245,8 +328,9 @@ func (m *Manager) patch(ctx context.Context, pod *v1.Pod, cur, status *v1.PodSta
 // refused container statuses left as the API holds them, so that the rest
 // (phase, conditions, the other containers) lands. Whatever that second
 // patch gives, the refused status is not sent again: retried as it is, it
-// would be refused forever. It returns the error to retry for, if any.
-func (m *Manager) refused(ctx context.Context, want *pending, cur, status *v1.PodStatus, err error) error {
+// would be refused forever. It returns the second patch's answer (nil
+// when none landed) and the error to retry for, if any.
+func (m *Manager) refused(ctx context.Context, want *pending, cur, status *v1.PodStatus, err error) (*v1.Pod, error) {
 	pod := want.pod
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
 	msg := err.Error()
@@ -268,20 +352,20 @@ func (m *Manager) refused(ctx context.Context, want *pending, cur, status *v1.Po
 	} else {
 		logger.V(2).Info("API server refused the pod status as invalid again, sending it without the refused container statuses", "err", err)
 	}
-	err = m.patch(ctx, pod, cur, fallback)
+	got, err := m.patch(ctx, pod, cur, fallback)
 	switch {
 	case err == nil:
 		// What could land did; the refused part waits for a new status.
 		m.drop(pod.UID, want)
-		return nil
+		return got, nil
 	case apierrors.IsInvalid(err):
 		if news {
 			logger.Error(err, "API server refused the pod status without the refused container statuses too, dropping it until the next status")
 		}
 		m.drop(pod.UID, want)
-		return nil
+		return nil, nil
 	}
-	return err
+	return nil, err
 }
 
 // withholdRefused returns status with the container statuses the API

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -67,6 +68,30 @@ func Merge(pod *v1.Pod, latest, status *v1.PodStatus, now time.Time) *v1.PodStat
 	regateReady(pod, latest, out, now)
 	unreadyTerminal(latest, out, now)
 	return out
+}
+
+// othersEqual reports whether a and b agree on what others than the agent
+// own in a pod status: everything Merge takes from the API's status.
+func othersEqual(a, b *v1.PodStatus) bool {
+	return apiequality.Semantic.DeepEqual(others(a), others(b))
+}
+
+// others returns s without what the agent owns, what Merge takes from the
+// status the agent computed.
+func others(s *v1.PodStatus) *v1.PodStatus {
+	out := *s
+	out.Phase, out.Reason, out.Message = "", "", ""
+	out.HostIP, out.HostIPs = "", nil
+	out.PodIP, out.PodIPs = "", nil
+	out.StartTime, out.QOSClass = nil, ""
+	out.InitContainerStatuses, out.ContainerStatuses, out.EphemeralContainerStatuses = nil, nil, nil
+	out.Conditions = nil
+	for _, c := range s.Conditions {
+		if !ownsCondition(c.Type) {
+			out.Conditions = append(out.Conditions, c)
+		}
+	}
+	return &out
 }
 
 // unreadyTerminal makes a terminal pod's ContainersReady and Ready false,
