@@ -278,6 +278,7 @@ func (m *Manager) send(ctx context.Context, uid types.UID) error {
 	status := want.status.DeepCopy()
 	NoRegression(&cur.Status, status, want.pod)
 	status = Merge(cur, &cur.Status, status, m.clock.Now())
+	normalize(status)
 	got, err := m.patch(ctx, want.pod, &cur.Status, status)
 	if apierrors.IsInvalid(err) {
 		got, err = m.refused(ctx, want, &cur.Status, status, err)

@@ -154,3 +154,36 @@ func findPodCondition(cs []v1.PodCondition, t v1.PodConditionType) *v1.PodCondit
 	}
 	return nil
 }
+
+// normalize truncates status's times to the whole seconds the API keeps
+// of them (metav1.Time serializes as RFC 3339), as the kubelet's status
+// manager does: a status computed with nanoseconds never equals the one
+// the API server returns, and every sync would send the same status
+// again.
+func normalize(status *v1.PodStatus) {
+	if status.StartTime != nil {
+		t := status.StartTime.Rfc3339Copy()
+		status.StartTime = &t
+	}
+	for i := range status.Conditions {
+		c := &status.Conditions[i]
+		c.LastProbeTime = c.LastProbeTime.Rfc3339Copy()
+		c.LastTransitionTime = c.LastTransitionTime.Rfc3339Copy()
+	}
+	for _, list := range [][]v1.ContainerStatus{status.InitContainerStatuses, status.ContainerStatuses, status.EphemeralContainerStatuses} {
+		for i := range list {
+			normalizeState(&list[i].State)
+			normalizeState(&list[i].LastTerminationState)
+		}
+	}
+}
+
+func normalizeState(s *v1.ContainerState) {
+	if s.Running != nil {
+		s.Running.StartedAt = s.Running.StartedAt.Rfc3339Copy()
+	}
+	if s.Terminated != nil {
+		s.Terminated.StartedAt = s.Terminated.StartedAt.Rfc3339Copy()
+		s.Terminated.FinishedAt = s.Terminated.FinishedAt.Rfc3339Copy()
+	}
+}

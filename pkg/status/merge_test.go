@@ -1,6 +1,7 @@
 package status
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -125,4 +126,34 @@ func TestMerge(t *testing.T) {
 func computedWith(s *v1.PodStatus, conds ...v1.PodCondition) *v1.PodStatus {
 	s.Conditions = conds
 	return s
+}
+
+// A normalized status is what the API server returns of it: its times
+// survive a round trip through JSON unchanged, so a status just sent
+// equals the API's copy and is not sent again.
+func TestNormalizeIsWhatTheAPIKeeps(t *testing.T) {
+	ns := metav1.NewTime(time.Date(2026, 12, 5, 18, 13, 2, 786254123, time.UTC))
+	terminated := v1.ContainerState{Terminated: &v1.ContainerStateTerminated{StartedAt: ns, FinishedAt: ns, Reason: "Completed"}}
+	st := v1.PodStatus{
+		StartTime:                  &ns,
+		Conditions:                 []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: ns, LastProbeTime: ns}},
+		InitContainerStatuses:      []v1.ContainerStatus{{Name: "init", State: terminated}},
+		ContainerStatuses:          []v1.ContainerStatus{{Name: "app", State: v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: ns}}, LastTerminationState: terminated}},
+		EphemeralContainerStatuses: []v1.ContainerStatus{{Name: "debug", State: terminated}},
+	}
+	normalize(&st)
+	b, err := json.Marshal(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back v1.PodStatus
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !apiequality.Semantic.DeepEqual(&st, &back) {
+		t.Errorf("normalized status changes through JSON:\n%+v\n%+v", st, back)
+	}
+	if got := st.StartTime.Time; got.Nanosecond() != 0 || got.Unix() != ns.Unix() {
+		t.Errorf("start time %v, want %v truncated to the second", got, ns)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -351,5 +352,28 @@ func TestManagerRefusedFallbackIsLastWrite(t *testing.T) {
 	setAndSend(ctx, t, m, pod, stateWithDebugger("10.0.0.1"))
 	if got := fallbacks(client); got != 1 {
 		t.Errorf("%d status patches without the refused statuses, want still 1", got)
+	}
+}
+
+// A status whose times have nanoseconds (the runtime's) is sent once: the
+// API keeps whole seconds of them, and compared with the API's copy the
+// same status would differ on every sync and be sent again.
+func TestManagerSendsRuntimeTimesOnce(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	m, client, cache, pod := newStampingManager(t, podstatetest.WithEphemeral("app", "debug"))
+	state := stateWithDebuggerExited("10.0.0.1")
+	for i := range state.Containers {
+		c := &state.Containers[i]
+		c.StartedAt = c.StartedAt.Add(123456789 * time.Nanosecond)
+		if !c.FinishedAt.IsZero() {
+			c.FinishedAt = c.FinishedAt.Add(987654321 * time.Nanosecond)
+		}
+	}
+	setAndSend(ctx, t, m, pod, state)
+	// The informer catches up with the write, then the pod syncs again.
+	cache.Set(apiPod(ctx, t, client, pod))
+	setAndSend(ctx, t, m, pod, state)
+	if n := len(statusPatches(client)); n != 1 {
+		t.Errorf("%d patches, want 1", n)
 	}
 }
