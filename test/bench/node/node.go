@@ -269,6 +269,8 @@ func (b *bench) debug(ctx context.Context, ns, pod, container string, want state
 		}
 		return 0, err
 	}
+	klog.FromContext(ctx).V(4).Info("Reached", "pod", klog.KRef(ns, pod), "container", container, "state", want,
+		"updated", t0.UTC().Format(time.RFC3339Nano), "seen", at.UTC().Format(time.RFC3339Nano), "latency", at.Sub(t0))
 	return at.Sub(t0), nil
 }
 
