@@ -498,6 +498,7 @@ start_agent() {
 	running ephemeral-agent "$CERTS/node.kubeconfig" && return
 	local args
 	mapfile -t args < <(agent_args)
+	# AGENT_V raises its log verbosity: 4 logs every sync and runtime event.
 	start_bg ephemeral-agent "$EA_BIN/ephemeral-agent" "${args[@]}" --v "${AGENT_V:-2}"
 	wait_for "node $node_name Ready" 60 node_ready
 }
