@@ -260,27 +260,37 @@ func TestSettleWaitsForCRI(t *testing.T) {
 	w.settle(ctx, "unknown")
 }
 
-// A deleted task that waits for the CRI plugin does not hold back the
-// events behind it: 20 exits at once under load would otherwise each wait
-// for those before. A lookup is made once per ID.
-func TestExitSettlesOffTheEventLoop(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
+// watchContainerdEvents runs a watcher on a runtime without CRI events
+// whose container "new-debugger" of pod p2 runs, and containerd events
+// evs; the sink knows "old" as pod p1's. stop ends the watcher; it may
+// be called again.
+func watchContainerdEvents(ctx context.Context, t *testing.T, evs ...*events.Envelope) (w *Watcher, rt *fakeRuntime, sink *fakeSink, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rt := newFakeRuntime()
+	rt = newFakeRuntime()
 	rt.streams <- criStream{err: unimplemented}
 	running := criContainer("new-debugger", "p2")
 	running.State = runtimeapi.ContainerState_CONTAINER_RUNNING
 	rt.SetFakeContainers([]*criapitesting.FakeContainer{running})
 	cd := &fakeContainerd{subs: make(chan containerdSub, 1)}
-	cd.subs <- containerdSub{events: []*events.Envelope{
-		envelope(t, TopicTaskDelete, &apievents.TaskDelete{ContainerID: "new-debugger", ID: "new-debugger"}),
-		envelope(t, TopicTaskOOM, &apievents.TaskOOM{ContainerID: "old"}),
-	}}
-	w := New(Options{Runtime: rt, Containerd: cd})
-	sink := &fakeSink{seen: map[string]types.UID{"old": "p1"}}
+	cd.subs <- containerdSub{events: evs}
+	w = New(Options{Runtime: rt, Containerd: cd})
+	sink = &fakeSink{seen: map[string]types.UID{"old": "p1"}}
 	done := make(chan struct{})
 	go func() { w.Run(ctx, sink); close(done) }()
+	return w, rt, sink, func() { cancel(); <-done }
+}
+
+// A deleted task that waits for the CRI plugin does not hold back the
+// events behind it: 20 exits at once under load would otherwise each wait
+// for those before. A lookup is made once per ID.
+func TestExitSettlesOffTheEventLoop(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	w, rt, sink, stop := watchContainerdEvents(ctx, t,
+		envelope(t, TopicTaskDelete, &apievents.TaskDelete{ContainerID: "new-debugger", ID: "new-debugger"}),
+		envelope(t, TopicTaskOOM, &apievents.TaskOOM{ContainerID: "old"}),
+	)
+	defer stop()
 	sink.waitCalls(ctx, t, "connected true", "enqueue p1")
 	rt.SetFakeContainers([]*criapitesting.FakeContainer{criContainer("new-debugger", "p2")})
 	if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
@@ -293,8 +303,6 @@ func TestExitSettlesOffTheEventLoop(t *testing.T) {
 	if got := sink.get(); got[len(got)-1] != "enqueue p2" {
 		t.Errorf("known ID not enqueued: %q", got)
 	}
-	cancel()
-	<-done
 }
 
 // An exit is announced to the observer (Exited) at once, with what the
@@ -302,26 +310,15 @@ func TestExitSettlesOffTheEventLoop(t *testing.T) {
 // OOM kill before it gives the reason; the container's removal drops it.
 func TestExitAnnounced(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rt := newFakeRuntime()
-	rt.streams <- criStream{err: unimplemented}
-	running := criContainer("new-debugger", "p2")
-	running.State = runtimeapi.ContainerState_CONTAINER_RUNNING
-	rt.SetFakeContainers([]*criapitesting.FakeContainer{running})
 	at := time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC)
-	cd := &fakeContainerd{subs: make(chan containerdSub, 1)}
-	cd.subs <- containerdSub{events: []*events.Envelope{
+	w, _, sink, stop := watchContainerdEvents(ctx, t,
 		envelope(t, TopicTaskOOM, &apievents.TaskOOM{ContainerID: "old"}),
 		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "old", ID: "old", ExitStatus: 137, ExitedAt: timestamppb.New(at)}),
 		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "new-debugger", ID: "new-debugger", ExitStatus: 3, ExitedAt: timestamppb.New(at)}),
 		// An exec'd process: nothing announced.
 		envelope(t, TopicTaskExit, &apievents.TaskExit{ContainerID: "other", ID: "exec-1", ExitStatus: 1}),
-	}}
-	w := New(Options{Runtime: rt, Containerd: cd})
-	sink := &fakeSink{seen: map[string]types.UID{"old": "p1"}}
-	done := make(chan struct{})
-	go func() { w.Run(ctx, sink); close(done) }()
+	)
+	defer stop()
 	// The container still runs for the CRI runtime: no wait for it.
 	sink.waitCalls(ctx, t, "connected true", "enqueue p1", "enqueue p1", "enqueue p2")
 	for _, tc := range []struct {
@@ -338,8 +335,7 @@ func TestExitAnnounced(t *testing.T) {
 			t.Errorf("Exited(%q) = %d, %v, %v, %v; want %d, %v, %v, %v", tc.id, code, gotAt, oom, ok, tc.code, at, tc.oom, tc.ok)
 		}
 	}
-	cancel()
-	<-done
+	stop()
 	w.forget("old")
 	if _, _, _, ok := w.Exited("old"); ok {
 		t.Error("a removed container's exit is still announced")
