@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
@@ -17,13 +15,13 @@ import (
 // newEventSource returns the watcher of the runtime's container events:
 // CRI GetContainerEvents on runtime, else containerd's event service on
 // the CRI endpoint's socket (containerd serves both there). The containerd
-// client connects lazily: a runtime that is not containerd only fails its
+// connection is made lazily: a runtime that is not containerd only fails its
 // subscription, and the relist alone notices changes. close closes that
-// client.
+// connection.
 func newEventSource(endpoint string, runtime runtimeevents.Runtime, reg prometheus.Registerer) (eventSource, func(), error) {
-	client, err := containerd.New(strings.TrimPrefix(endpoint, "unix://"), containerd.WithDefaultNamespace(runtimeevents.DefaultNamespace))
+	client, err := runtimeevents.DialContainerd(endpoint, runtimeevents.DefaultNamespace)
 	if err != nil {
-		return eventSource{}, nil, fmt.Errorf("create containerd client for runtime events: %w", err)
+		return eventSource{}, nil, fmt.Errorf("runtime events: %w", err)
 	}
 	w := runtimeevents.New(runtimeevents.Options{
 		Runtime:    runtime,
@@ -32,7 +30,7 @@ func newEventSource(endpoint string, runtime runtimeevents.Runtime, reg promethe
 	})
 	closeClient := func() {
 		if err := client.Close(); err != nil {
-			klog.Background().V(2).Info("Failed to close the containerd client", "err", err)
+			klog.Background().V(2).Info("Failed to close the connection to containerd's event service", "err", err)
 		}
 	}
 	return eventSource{w}, closeClient, nil

@@ -18,8 +18,8 @@
 //     and so the pod's UID. Runtimes that do not serve it (containerd
 //     before 1.7) answer Unimplemented; the watcher then uses the next
 //     source for good.
-//   - containerd's own event service (the containerd Go client's
-//     Subscribe, namespace k8s.io), whose events carry a container or
+//   - containerd's own event service (its gRPC API, ContainerdEvents,
+//     namespace k8s.io), whose events carry a container or
 //     sandbox ID only: the ID is mapped to its pod from what the last relist
 //     saw, else from the runtime's labels on the object (ListContainers,
 //     ListPodSandbox filtered by ID), else a relist is asked for.

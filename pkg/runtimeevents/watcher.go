@@ -44,8 +44,9 @@ type Runtime interface {
 }
 
 // Subscriber is containerd's event service as its Go client offers it
-// (*client.Client of github.com/containerd/containerd/v2/client satisfies
-// it): the subscription ends when errs yields an error or closes.
+// (ContainerdEvents satisfies it, and so does *client.Client of
+// github.com/containerd/containerd/v2/client): the subscription ends when
+// errs yields an error or closes.
 type Subscriber interface {
 	Subscribe(ctx context.Context, filters ...string) (ch <-chan *events.Envelope, errs <-chan error)
 }
