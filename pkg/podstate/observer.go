@@ -68,9 +68,14 @@ func WithRecords(store *RecordStore) ObserverOption {
 	return func(o *Observer) { o.records = store }
 }
 
-// WithExits makes the Observer report a container the runtime still lists
-// running as exited when exits knows its exit, as the runtime will once it
-// records it: with the same exit code, finish time and reason.
+// WithExits makes the Observer report an ephemeral container the runtime
+// still lists running as exited when exits knows its exit, as the runtime
+// will once it records it: with the same exit code, finish time and
+// reason. Ephemeral containers only: their exit decides nothing but their
+// status. Another container's exit starts its restart or the next
+// container, which must wait until the runtime agrees: a sandbox being
+// removed stops its containers first, and acting on the announced exit
+// restarted one in the dying sandbox.
 func WithExits(exits ExitSource) ObserverOption {
 	return func(o *Observer) { o.exits = exits }
 }
@@ -207,14 +212,15 @@ func (o *Observer) status(ctx context.Context, c *runtimeapi.Container) (*runtim
 	return st, nil
 }
 
-// announcedExit reports c, which the runtime lists running, as exited when
-// the exit source knows it exited. Reason and message are the runtime's
-// own rules (containerd's CRI plugin: OOMKilled, else Completed or Error);
-// the message is the termination message file's only, read again until
-// the runtime reports the exit itself: a log tail read now could miss
-// output the runtime has not yet copied.
+// announcedExit reports c, an ephemeral container the runtime lists
+// running, as exited when the exit source knows it exited (WithExits).
+// Reason and message are the runtime's own rules (containerd's CRI plugin:
+// OOMKilled, else Completed or Error); the message is the termination
+// message file's only, read again until the runtime reports the exit
+// itself: a log tail read now could miss output the runtime has not yet
+// copied.
 func (o *Observer) announcedExit(c *Container, st *runtimeapi.ContainerStatus, info criconfig.ContainerInfo) {
-	if o.exits == nil || !c.Running() {
+	if o.exits == nil || !c.Running() || c.Type != criconfig.ContainerTypeEphemeral {
 		return
 	}
 	code, at, oom, ok := o.exits.Exited(c.ID)

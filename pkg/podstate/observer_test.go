@@ -342,10 +342,12 @@ func (e exits) Exited(id string) (int32, time.Time, bool, bool) {
 	return x.code, pt.T0.Add(time.Hour), x.oom, ok
 }
 
-// A container the runtime still lists running but whose exit the runtime
-// announced is reported exited, as the runtime will report it: its reason
-// by the runtime's rules, its termination message file read, no log tail
-// yet. What the runtime itself reports exited stays as it reports it.
+// An ephemeral container the runtime still lists running but whose exit
+// the runtime announced is reported exited, as the runtime will report it:
+// its reason by the runtime's rules, its termination message file read, no
+// log tail yet. What the runtime itself reports exited stays as it reports
+// it, and a regular container stays running until the runtime says it
+// exited.
 func TestObserverAnnouncedExits(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	rt := criapitesting.NewFakeRuntimeService()
@@ -371,7 +373,9 @@ func TestObserverAnnouncedExits(t *testing.T) {
 	done := f.Container("c-done", "sb1", pt.Ephemeral, "done", pt.Exited, 0, pt.T0, 5)
 	done.Reason, done.Message = "Error", "from the runtime"
 
-	src := exits{"c-ok": {code: 0}, "c-fail": {code: 2}, "c-oom": {code: 137, oom: true}, "c-done": {code: 9}}
+	// The app's exit is announced too, but only the runtime's word restarts
+	// a regular container.
+	src := exits{"c-app": {code: 1}, "c-ok": {code: 0}, "c-fail": {code: 2}, "c-oom": {code: 137, oom: true}, "c-done": {code: 9}}
 	st, err := podstate.NewObserver(rt, podstate.WithExits(src)).Observe(ctx, pod.UID)
 	if err != nil {
 		t.Fatal(err)
@@ -402,7 +406,7 @@ func TestObserverAnnouncedExits(t *testing.T) {
 			t.Errorf("%s: %v exit %d reason %q message %q; want %v exit %d reason %q message %q",
 				tc.name, c.State, c.ExitCode, c.Reason, c.Message, tc.state, tc.code, tc.reason, tc.msg)
 		}
-		if _, announced := src[c.ID]; announced && tc.name != "done" {
+		if _, announced := src[c.ID]; announced && tc.state == pt.Exited && tc.name != "done" {
 			if want := pt.T0.Add(time.Hour); !c.FinishedAt.Equal(want) {
 				t.Errorf("%s: finished at %v, want the announced %v", tc.name, c.FinishedAt, want)
 			}

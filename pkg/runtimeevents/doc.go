@@ -9,8 +9,8 @@
 // state itself. One exception: containerd's CRI plugin reports a
 // container's exit only after it deleted the task, tens of milliseconds
 // after containerd announced it, so the watcher keeps each announced exit
-// (Watcher.Exited) for podstate's Observer to report before the runtime
-// does. An event the watcher cannot map to a
+// (Watcher.Exited) for podstate's Observer to report a debug container's
+// exit before the runtime does. An event the watcher cannot map to a
 // pod asks for a relist instead, which finds every change.
 //
 // Two sources, tried in this order:
