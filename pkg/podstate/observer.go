@@ -230,14 +230,7 @@ func (o *Observer) announcedExit(c *Container, st *runtimeapi.ContainerStatus, i
 	c.State = runtimeapi.ContainerState_CONTAINER_EXITED
 	c.ExitCode = code
 	c.FinishedAt = at
-	switch {
-	case oom:
-		c.Reason = ReasonOOMKilled
-	case code == 0:
-		c.Reason = ReasonCompleted
-	default:
-		c.Reason = ReasonError
-	}
+	c.Reason = ExitReason(code, oom)
 	c.Message = terminationMessage(st, info)
 }
 
@@ -248,6 +241,20 @@ const (
 	ReasonError     = "Error"
 	ReasonOOMKilled = "OOMKilled"
 )
+
+// ExitReason is the reason of a container that exited with code, as
+// containerd's CRI plugin gives it: OOMKilled after an OOM kill, else
+// Completed for exit 0, else Error.
+func ExitReason(code int32, oom bool) string {
+	switch {
+	case oom:
+		return ReasonOOMKilled
+	case code == 0:
+		return ReasonCompleted
+	default:
+		return ReasonError
+	}
+}
 
 // forgetExcept drops cached statuses of the pod's containers that are gone.
 func (o *Observer) forgetExcept(uid types.UID, seen map[string]bool) {

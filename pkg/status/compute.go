@@ -300,12 +300,8 @@ func (c *containerStatuses) containerID(id string) string {
 // (exit 0) and Error are for a runtime that gives none.
 func terminated(c *podstate.Container, id string) *v1.ContainerStateTerminated {
 	reason := c.Reason
-	switch {
-	case reason != "":
-	case c.ExitCode == 0:
-		reason = "Completed"
-	default:
-		reason = "Error"
+	if reason == "" {
+		reason = podstate.ExitReason(c.ExitCode, false)
 	}
 	return &v1.ContainerStateTerminated{
 		ExitCode:    c.ExitCode,
