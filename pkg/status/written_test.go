@@ -13,6 +13,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	fieldpkg "k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
@@ -234,6 +235,26 @@ func TestManagerChainsWritesWhileCacheLags(t *testing.T) {
 	}
 }
 
+// withResourceVersion is a probe of TestManagerOwnWrite: the API's pod at
+// another resourceVersion.
+func withResourceVersion(rv string) func(*v1.Pod) *v1.Pod {
+	return func(api *v1.Pod) *v1.Pod {
+		p := api.DeepCopy()
+		p.ResourceVersion = rv
+		return p
+	}
+}
+
+// withUID is a probe of TestManagerOwnWrite: another pod of the API's
+// pod's resourceVersion.
+func withUID(uid types.UID) func(*v1.Pod) *v1.Pod {
+	return func(api *v1.Pod) *v1.Pod {
+		p := api.DeepCopy()
+		p.UID = uid
+		return p
+	}
+}
+
 func TestManagerOwnWrite(t *testing.T) {
 	const gate = v1.PodConditionType("example.com/load-balancer")
 	for _, tc := range []struct {
@@ -253,36 +274,20 @@ func TestManagerOwnWrite(t *testing.T) {
 			want:  true,
 		},
 		{
-			name: "the pod the patch was computed from",
-			probe: func(api *v1.Pod) *v1.Pod {
-				p := api.DeepCopy()
-				p.ResourceVersion = "1"
-				return p
-			},
+			name:  "the pod the patch was computed from",
+			probe: withResourceVersion("1"),
 		},
 		{
-			name: "a later write",
-			probe: func(api *v1.Pod) *v1.Pod {
-				p := api.DeepCopy()
-				p.ResourceVersion = "100"
-				return p
-			},
+			name:  "a later write",
+			probe: withResourceVersion("100"),
 		},
 		{
-			name: "another pod of that resourceVersion",
-			probe: func(api *v1.Pod) *v1.Pod {
-				p := api.DeepCopy()
-				p.UID = "other"
-				return p
-			},
+			name:  "another pod of that resourceVersion",
+			probe: withUID("other"),
 		},
 		{
-			name: "no resourceVersion",
-			probe: func(api *v1.Pod) *v1.Pod {
-				p := api.DeepCopy()
-				p.ResourceVersion = ""
-				return p
-			},
+			name:  "no resourceVersion",
+			probe: withResourceVersion(""),
 		},
 		{
 			name:  "pod forgotten",
