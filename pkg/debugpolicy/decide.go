@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -15,7 +16,7 @@ import (
 
 // ReasonDenied is the reason of a debug container the policy denied: its
 // Terminated state's, and its Warning Event's.
-const ReasonDenied = "DebugPolicyDenied"
+const ReasonDenied = debugapi.ReasonPolicyDenied
 
 // Decision is the policy's answer for one debug container.
 type Decision struct {
