@@ -28,6 +28,7 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/auth"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criinstrument"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/logs"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
@@ -100,6 +101,15 @@ func run(ctx context.Context, o *options) error {
 	machine, err := node.ReadMachineInfo(o.rootDir, o.maxPods)
 	if err != nil {
 		return err
+	}
+	// A policy file with errors stops the agent here, before any debug
+	// container could run under a policy its operator did not write.
+	var policy *debugpolicy.Source
+	if o.debugPolicyConfig != "" {
+		if policy, err = debugpolicy.NewSource(o.debugPolicyConfig); err != nil {
+			return err
+		}
+		logger.Info("Loaded debug policy", "path", o.debugPolicyConfig, "rules", len(policy.Policy().Rules))
 	}
 
 	registry := prometheus.NewRegistry()
@@ -242,9 +252,21 @@ func run(ctx context.Context, o *options) error {
 	runPart("client CA reload", guard.Run)
 	runPart("node", nodes.Run)
 	runPart("pods", pm.run)
+	if policy != nil {
+		runPart("debug policy reload", func(ctx context.Context) error {
+			policy.Run(ctx, policyReloadPeriod)
+			return nil
+		})
+	}
 	wg.Wait()
 	return firstErr
 }
+
+// policyReloadPeriod is how often the debug policy file is checked for a
+// change: a ConfigMap update reaches the node's file within about a minute,
+// so a couple of seconds more is nothing, and reading one small file costs
+// nothing either.
+const policyReloadPeriod = 2 * time.Second
 
 // connectRuntime connects to the CRI runtime, waiting for it to answer: an
 // agent started before its runtime (at boot, or while containerd restarts)
