@@ -451,6 +451,23 @@ start_apiserver() {
 		roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}
 		subjects:
 		- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}
+		---
+		# A debug policy's namespaceSelectors need the namespaces' labels,
+		# which the Node authorizer does not give nodes.
+		apiVersion: rbac.authorization.k8s.io/v1
+		kind: ClusterRole
+		metadata:
+		  name: ephemeral-agent:debug-policy
+		rules:
+		- {apiGroups: [""], resources: [namespaces], verbs: [get, list, watch]}
+		---
+		apiVersion: rbac.authorization.k8s.io/v1
+		kind: ClusterRoleBinding
+		metadata:
+		  name: ephemeral-agent:debug-policy
+		roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ephemeral-agent:debug-policy}
+		subjects:
+		- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:nodes}
 	EOF
 }
 

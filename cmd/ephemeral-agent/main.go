@@ -157,7 +157,7 @@ func run(ctx context.Context, o *options) error {
 		RuntimeStatusTimeout:     min(o.runtimeRequestTimeout, 5*time.Second),
 	}, clients.heartbeat, runtime, imageService, machine, clock.RealClock{})
 
-	pm, err := newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry)
+	pm, err := newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry, policy, nil)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criinstrument"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
@@ -60,6 +61,9 @@ type podMachinery struct {
 	// nodes is the informer on this node's Node, for admission.
 	nodes       informers.SharedInformerFactory
 	nodesSynced cache.InformerSynced
+	// namespaces is the informer on Namespaces for the debug policy's
+	// selectors; nil without a policy.
+	namespaces informers.SharedInformerFactory
 	// closeEvents closes the runtime event source's own connection.
 	closeEvents func()
 	// cacheSyncTimeout and statusWorkers are the flags run needs.
@@ -67,7 +71,7 @@ type podMachinery struct {
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer, policy *debugpolicy.Source, sessions kuberuntime.Sessions) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -162,6 +166,12 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Registerer: reg,
 		NodeIPs:    []string{o.nodeIP},
 	})
+	decider, namespaces := newDebugPolicy(clients.watch, policy)
+	pm.namespaces = namespaces
+	var debugDecider kuberuntime.DebugPolicy
+	if decider != nil {
+		debugDecider = decider
+	}
 	pm.syncer = kuberuntime.NewSyncer(kuberuntime.Config{
 		PodLogsDir: o.podLogsDir,
 		RootDir:    o.rootDir,
@@ -187,6 +197,8 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		RuntimeClasses: runtimeClasses,
 		Gate:           gate,
 		Cgroups:        pm.podCgroups(),
+		DebugPolicy:    debugDecider,
+		Sessions:       sessions,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:                   o.podSyncWorkers,
@@ -221,6 +233,12 @@ func (pm *podMachinery) run(ctx context.Context) error {
 	pm.services.StartWithContext(servicesCtx)
 	defer pm.nodes.Shutdown()
 	pm.nodes.StartWithContext(servicesCtx)
+	if pm.namespaces != nil {
+		// Not waited for: debug containers wait for it (see debugPolicy),
+		// nothing else does.
+		defer pm.namespaces.Shutdown()
+		pm.namespaces.StartWithContext(servicesCtx)
+	}
 	if !pm.source.WaitForSync(ctx, pm.cacheSyncTimeout) {
 		if ctx.Err() != nil {
 			return nil

@@ -49,6 +49,12 @@ const (
 	// PolicyRuleAnnotation names the policy rule that allowed the
 	// container.
 	PolicyRuleAnnotation = "debug.ephemeral-agent.io/policy-rule"
+	// MaxDurationAnnotation and IdleTimeoutAnnotation hold the time
+	// limits the container was created with (Go durations, "15m0s"). The
+	// agent enforces them from these: a container keeps the limits it was
+	// allowed with, whatever later policy reloads say.
+	MaxDurationAnnotation = "debug.ephemeral-agent.io/max-duration"
+	IdleTimeoutAnnotation = "debug.ephemeral-agent.io/idle-timeout"
 )
 
 // StopRequested returns the names the pod's StopAnnotation lists, in order,

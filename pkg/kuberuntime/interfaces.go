@@ -11,6 +11,7 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
@@ -147,4 +148,21 @@ type PodCgroups interface {
 	EnsurePod(ctx context.Context, pod *v1.Pod) (string, error)
 	// RemovePod removes the cgroup of a pod whose sandboxes are gone.
 	RemovePod(ctx context.Context, uid types.UID) error
+}
+
+// DebugPolicy decides whether a debug (ephemeral) container may run and
+// with which caps and time limits (debugpolicy.Decide with the namespace's
+// labels). It is asked once, before the container is first created. An
+// error (the namespace's labels unknown) fails that start with
+// CreateContainerConfigError, to be retried.
+type DebugPolicy interface {
+	Decide(ctx context.Context, pod *v1.Pod, ec *v1.EphemeralContainer) (debugpolicy.Decision, error)
+}
+
+// Sessions tells when a container last had an exec or attach session
+// (streaming.Activity satisfies it), for debug containers' idle timeouts.
+type Sessions interface {
+	// LastActivity reports whether a session to the container is open,
+	// else when the last one ended (never before the tracker began).
+	LastActivity(containerID string) (last time.Time, active bool)
 }

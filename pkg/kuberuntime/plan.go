@@ -2,6 +2,7 @@ package kuberuntime
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
@@ -43,6 +45,10 @@ type Actions struct {
 	// never waits for the pod's own containers, which may be the trouble),
 	// then at most one init container, or the regular containers.
 	ContainersToStart []StartAction
+	// EphemeralToEnd are debug containers the agent ends on its own: a
+	// stop was requested or a time limit passed. Each ending is recorded
+	// before its container, if it has one, is stopped.
+	EphemeralToEnd []EndAction
 	// EphemeralLost names ephemeral containers that were created once (a
 	// witness says so) and that the runtime no longer has: they are never
 	// created again, and the loss is told once.
@@ -76,6 +82,19 @@ type KillAction struct {
 	// GracePeriod, when set, replaces the pod's grace period: a failed
 	// liveness or startup probe's own terminationGracePeriodSeconds.
 	GracePeriod *int64
+}
+
+// EndAction ends one debug (ephemeral) container for a reason of the
+// agent's own (debugapi's reasons).
+type EndAction struct {
+	Name string
+	// ContainerID is the container to stop; empty for one never created,
+	// which is then never created.
+	ContainerID string
+	// Running says the container runs and must be stopped.
+	Running bool
+	Reason  string
+	Message string
 }
 
 // StartAction starts one container of the pod spec.
@@ -311,9 +330,16 @@ func (p *planner) planRestartable(typ criconfig.ContainerType, i int, c *v1.Cont
 // and one whose start the agent's own death aborted is replaced, at most
 // podstate.MaxReplacements times.
 func (p *planner) planEphemeral() {
+	stop := debugapi.StopRequested(p.pod)
 	for i, ec := range p.pod.Spec.EphemeralContainers {
 		cur := p.state.Latest(criconfig.ContainerTypeEphemeral, ec.Name)
+		if p.endEphemeral(ec.Name, cur, slices.Contains(stop, ec.Name)) {
+			continue
+		}
 		switch {
+		case cur == nil && podstate.EphemeralNeverRun(p.pod, p.state, ec.Name) != nil:
+			// Denied by the debug policy, or stopped before it was
+			// created: it never runs.
 		case cur == nil && podstate.EphemeralCreated(p.pod, p.state, ec.Name):
 			p.actions.EphemeralLost = append(p.actions.EphemeralLost, ec.Name)
 		case cur == nil:
@@ -326,6 +352,74 @@ func (p *planner) planEphemeral() {
 		case p.state.Replaced(cur):
 			p.actions.ContainersToStart = append(p.actions.ContainersToStart, StartAction{Type: criconfig.ContainerTypeEphemeral, Index: i, Name: ec.Name, Replaces: cur.ID})
 		}
+	}
+}
+
+// endEphemeral plans the end of debug container name, whose newest
+// instance is cur (nil: never created), when a stop is requested or one of
+// its time limits passed, and reports whether it did: nothing else is then
+// planned for it. A container the agent ended already is ended again while
+// it runs or could still start (the last stop failed, or the agent died
+// before it). Time limits that have not passed yet ask for a sync when
+// they will.
+func (p *planner) endEphemeral(name string, cur *podstate.Container, stopRequested bool) bool {
+	end := func(reason, msg string) bool {
+		e := EndAction{Name: name, Reason: reason, Message: msg}
+		if cur != nil {
+			e.ContainerID, e.Running = cur.ID, cur.Running()
+		}
+		p.actions.EphemeralToEnd = append(p.actions.EphemeralToEnd, e)
+		return true
+	}
+	if cur == nil {
+		if stopRequested && podstate.EphemeralNeverRun(p.pod, p.state, name) == nil && !podstate.EphemeralCreated(p.pod, p.state, name) {
+			return end(debugapi.ReasonStopRequested, fmt.Sprintf("Stopped before it started, as the pod's annotation %s requests", debugapi.StopAnnotation))
+		}
+		return false
+	}
+	// An instance that could still run: running, created and never
+	// started, or one the plan would create again (Replaced).
+	live := cur.SandboxID == p.actions.SandboxID && (cur.Running() || cur.Created() || p.state.Replaced(cur))
+	if !live {
+		return false
+	}
+	if e := p.state.AgentEnding(cur); e != nil {
+		return end(e.Reason, e.Message)
+	}
+	if stopRequested {
+		if !cur.Running() {
+			return end(debugapi.ReasonStopRequested, fmt.Sprintf("Stopped before it started, as the pod's annotation %s requests", debugapi.StopAnnotation))
+		}
+		return end(debugapi.ReasonStopRequested, fmt.Sprintf("Stopped as the pod's annotation %s requests", debugapi.StopAnnotation))
+	}
+	if !cur.Running() || cur.StartedAt.IsZero() {
+		return false
+	}
+	if d := cur.MaxDuration; d > 0 {
+		left := cur.StartedAt.Add(d).Sub(p.now)
+		if left <= 0 {
+			return end(debugapi.ReasonDeadlineExceeded, fmt.Sprintf("Ran longer than its maxDuration of %s", d))
+		}
+		p.requeue(left)
+	}
+	if act := p.state.Sessions[cur.ID]; cur.IdleTimeout > 0 && !act.Active {
+		since := cur.StartedAt
+		if act.Last.After(since) {
+			since = act.Last
+		}
+		left := since.Add(cur.IdleTimeout).Sub(p.now)
+		if left <= 0 {
+			return end(debugapi.ReasonSessionIdle, fmt.Sprintf("No attach or exec session for its idleTimeout of %s", cur.IdleTimeout))
+		}
+		p.requeue(left)
+	}
+	return false
+}
+
+// requeue asks for a sync after d at the latest.
+func (p *planner) requeue(d time.Duration) {
+	if p.actions.RequeueAfter == 0 || d < p.actions.RequeueAfter {
+		p.actions.RequeueAfter = d
 	}
 }
 
@@ -396,8 +490,8 @@ func (p *planner) finish() {
 		}
 	}
 	for _, b := range a.BackOff {
-		if d := b.Until.Sub(p.now); d > 0 && (a.RequeueAfter == 0 || d < a.RequeueAfter) {
-			a.RequeueAfter = d
+		if d := b.Until.Sub(p.now); d > 0 {
+			p.requeue(d)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
@@ -50,6 +51,10 @@ const postStartHookTimeout = 5 * time.Minute
 // runtime no longer has (removed behind the agent's back): it is reported
 // terminated and never started again.
 const ReasonContainerLost = "ContainerLost"
+
+// errDenied says the debug policy denied an ephemeral container: it is not
+// a failure to retry, its status is final.
+var errDenied = errors.New("denied by the debug policy")
 
 // ReasonedError is an error that carries a container Waiting reason, such
 // as ErrImagePull from the image puller.
@@ -89,6 +94,21 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		}
 		logger.Info("Started container created earlier", "containerID", st.CreatedID)
 		return podstate.Waiting{}, nil
+	}
+
+	// The debug policy decides before anything is done for the container
+	// (a denied image is not even pulled), once: a container being
+	// replaced was allowed before.
+	decision := debugpolicy.Decision{Allowed: true}
+	if st.Type == criconfig.ContainerTypeEphemeral && st.Replaces == "" {
+		var denied bool
+		var err error
+		if decision, denied, err = p.decideDebug(ctx, st); err != nil {
+			return fail(ReasonCreateContainerConfigError, err, true)
+		}
+		if denied {
+			return podstate.Waiting{}, errDenied
+		}
 	}
 
 	pullSecrets := p.pullSecrets(ctx, pod)
@@ -154,6 +174,7 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 	if err != nil {
 		return fail(ReasonCreateContainerConfigError, err, true)
 	}
+	applyDebugDecision(config, decision)
 	if err := os.MkdirAll(filepath.Join(p.sandboxConfig.GetLogDirectory(), st.Name), 0o755); err != nil {
 		return fail(ReasonCreateContainerError, fmt.Errorf("create container log directory: %w", err), true)
 	}

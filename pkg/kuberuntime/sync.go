@@ -18,6 +18,7 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/volume"
 )
@@ -78,6 +79,12 @@ type Deps struct {
 	// Cgroups gives pods their cgroups. It may be nil: sandboxes get no
 	// cgroup_parent and the runtime chooses.
 	Cgroups PodCgroups
+	// DebugPolicy may be nil: every debug container runs, without caps
+	// or time limits, as with the kubelet. Denials and the agent's own
+	// endings are durable only with Records.
+	DebugPolicy DebugPolicy
+	// Sessions may be nil: no debug container ever counts as idle.
+	Sessions Sessions
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
@@ -152,6 +159,7 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (SyncResult, error)
 		s.Images.ForgetPod(uid)
 	}
 
+	s.sessions(state)
 	actions := Plan(pod, state, s.Clock.Now())
 	if volumeErr != nil {
 		// Nothing that needs the volumes starts without them; the pod
@@ -162,9 +170,14 @@ func (s *Syncer) SyncPod(ctx context.Context, uid types.UID) (SyncResult, error)
 	}
 	failed := p.execute(ctx, actions)
 
-	if actions.KillPod || actions.CreateSandbox || len(actions.ContainersToStart) > 0 || len(actions.ContainersToKill) > 0 {
+	if actions.KillPod || actions.CreateSandbox || len(actions.ContainersToStart) > 0 || len(actions.ContainersToKill) > 0 || len(actions.EphemeralToEnd) > 0 {
+		kept := state.Records
 		if state, err = s.Observer.Observe(ctx, uid); err != nil {
 			return SyncResult{}, err
+		}
+		if s.Records == nil {
+			// This sync's denials and endings, which no store kept.
+			state.Records = kept
 		}
 		s.probe(pod, state)
 	}
@@ -220,6 +233,25 @@ func endedUnrun(pod *v1.Pod, state *podstate.PodState) bool {
 	return (st.Phase == v1.PodFailed || st.Phase == v1.PodSucceeded) &&
 		len(state.Sandboxes) == 0 && len(state.Containers) == 0 &&
 		len(st.InitContainerStatuses) == 0 && len(st.ContainerStatuses) == 0 && len(st.EphemeralContainerStatuses) == 0
+}
+
+// sessions puts into state when its running debug containers with an idle
+// timeout last had a session, for the plan.
+func (s *Syncer) sessions(state *podstate.PodState) {
+	if s.Sessions == nil {
+		return
+	}
+	for i := range state.Containers {
+		c := &state.Containers[i]
+		if c.IdleTimeout <= 0 || !c.Running() {
+			continue
+		}
+		if state.Sessions == nil {
+			state.Sessions = map[string]podstate.SessionActivity{}
+		}
+		last, active := s.Sessions.LastActivity(c.ID)
+		state.Sessions[c.ID] = podstate.SessionActivity{Active: active, Last: last}
+	}
 }
 
 // probe starts and stops the pod's probes for the containers that run in
@@ -297,6 +329,12 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 		p.removeSandbox(ctx, id)
 	}
 	p.recordEphemeral(ctx)
+	for _, e := range a.EphemeralToEnd {
+		if err := p.endEphemeral(ctx, e); err != nil {
+			logger.Error(err, "Failed to end debug container", "containerName", e.Name)
+			failed = true
+		}
+	}
 	for _, name := range a.EphemeralLost {
 		p.reportLost(ctx, name)
 	}
@@ -305,7 +343,7 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 		p.Recorder.Eventf(podstate.ContainerRef(pod, b.Type, b.Name), v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", b.Name, pod.Name, pod.Namespace, pod.UID)
 	}
 	if len(a.ContainersToStart) == 0 {
-		return false
+		return failed
 	}
 	if err := p.prepareSandbox(ctx, a); err != nil {
 		logger.Error(err, "Failed to prepare pod sandbox")
@@ -322,6 +360,10 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 			if eph {
 				p.Metrics.ephemeralStarted(pod.UID, st.Name, p.Clock.Now())
 			}
+			continue
+		}
+		if errors.Is(err, errDenied) {
+			p.Metrics.ephemeralFailed(debugapi.ReasonPolicyDenied)
 			continue
 		}
 		failed = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
@@ -27,6 +28,13 @@ func (r podStateResolver) ContainerLogTarget(ctx context.Context, namespace, pod
 	if len(instances) <= i {
 		if previous {
 			return LogTarget{}, fmt.Errorf("container %s: %w", containerName, ErrPreviousNotFound)
+		}
+		if f.Type == criconfig.ContainerTypeEphemeral {
+			// `kubectl debug -it` reads the logs of a debug container
+			// that ended at once: this is what it shows the user.
+			if e := podstate.EphemeralNeverRun(f.Pod, f.State, containerName); e != nil {
+				return LogTarget{}, fmt.Errorf("container %q in pod %q never ran: %s: %s", containerName, podName, e.Reason, e.Message)
+			}
 		}
 		return LogTarget{}, &WaitingError{Reason: "ContainerCreating"}
 	}

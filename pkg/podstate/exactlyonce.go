@@ -6,6 +6,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 )
 
 // The exactly-once rules of ephemeral containers. An ephemeral container is
@@ -64,6 +65,45 @@ func EphemeralCreated(pod *v1.Pod, s *PodState, name string) bool {
 	}
 	cs := ReportedEphemeral(pod, name)
 	return cs != nil && (cs.ContainerID != "" || cs.State.Running != nil || cs.State.Terminated != nil)
+}
+
+// EphemeralNeverRun returns how ephemeral container name of pod ended
+// before it was ever created (the debug policy denied it, or a stop was
+// requested first), or nil. Its start record says so, or, when the record
+// is gone with the node's disk, the pod's reported status does: Terminated
+// by one of the agent's own reasons with no container. Such a container is
+// never created.
+func EphemeralNeverRun(pod *v1.Pod, s *PodState, name string) *Ending {
+	if s.Latest(criconfig.ContainerTypeEphemeral, name) != nil {
+		return nil
+	}
+	if r, ok := s.Records[name]; ok {
+		if r.Ended != nil && r.ContainerID == "" {
+			return r.Ended
+		}
+		return nil
+	}
+	cs := ReportedEphemeral(pod, name)
+	if cs == nil || cs.ContainerID != "" || cs.State.Terminated == nil || !neverRunReason(cs.State.Terminated.Reason) {
+		return nil
+	}
+	t := cs.State.Terminated
+	return &Ending{Reason: t.Reason, Message: t.Message, At: t.FinishedAt.Time}
+}
+
+// neverRunReason says whether reason is one a debug container that never
+// ran ends with.
+func neverRunReason(reason string) bool {
+	return reason == debugapi.ReasonPolicyDenied || reason == debugapi.ReasonStopRequested
+}
+
+// AgentEnding returns how the agent ended ephemeral container c, from its
+// start record, or nil when the container ended by itself (or runs).
+func (s *PodState) AgentEnding(c *Container) *Ending {
+	if r, ok := s.Records[c.Name]; ok && r.Ended != nil && r.ContainerID == c.ID {
+		return r.Ended
+	}
+	return nil
 }
 
 // ReportedEphemeral returns the status of ephemeral container name that

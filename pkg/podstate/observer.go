@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 )
 
 // Runtime is the part of the CRI runtime service an Observer reads
@@ -161,6 +162,10 @@ func (o *Observer) Observe(ctx context.Context, uid types.UID) (*PodState, error
 			TerminationMessagePolicy: string(info.TerminationMessagePolicy),
 			LogPath:                  st.GetLogPath(),
 		}
+		if info.Type == criconfig.ContainerTypeEphemeral {
+			ctr.MaxDuration = durationAnnotation(c.GetAnnotations(), debugapi.MaxDurationAnnotation)
+			ctr.IdleTimeout = durationAnnotation(c.GetAnnotations(), debugapi.IdleTimeoutAnnotation)
+		}
 		o.announcedExit(&ctr, st, info)
 		state.Containers = append(state.Containers, ctr)
 	}
@@ -309,4 +314,15 @@ func unixNanoOrZero(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
+}
+
+// durationAnnotation reads a duration annotation; a missing or malformed
+// one is no limit, as ParseContainer reads a bad annotation as its zero
+// value: a limit is never made up.
+func durationAnnotation(annotations map[string]string, key string) time.Duration {
+	d, err := time.ParseDuration(annotations[key])
+	if err != nil || d < 0 {
+		return 0
+	}
+	return d
 }

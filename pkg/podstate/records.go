@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -33,9 +34,24 @@ type Record struct {
 	// start of it that fails while creating its task failed on the
 	// remains of the interrupted one, and never ran the command.
 	StartInterrupted string `json:"startInterrupted,omitempty"`
+	// Ended, when set, is the agent's own account of how the debug
+	// container ended: the debug policy denied it or a stop was requested
+	// before it was created (ContainerID empty: it never ran), or the
+	// agent stopped it (a stop request, a time limit). It is written
+	// before the container is stopped, so that its status names why,
+	// whatever its exit code.
+	Ended *Ending `json:"ended,omitempty"`
 	// Unreadable marks a record file that exists but could not be decoded:
 	// it still witnesses that the container was created.
 	Unreadable bool `json:"-"`
+}
+
+// Ending is why the agent ended a debug container; Reason is one of
+// debugapi's reasons.
+type Ending struct {
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
 }
 
 // RecordStore keeps Records as one small JSON file per pod UID and

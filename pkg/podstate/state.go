@@ -27,6 +27,19 @@ type PodState struct {
 	// when no prober runs, and then every running container counts as
 	// started and ready.
 	Probes map[string]Probed
+	// Sessions says, by container ID, when a debug container last had an
+	// exec or attach session, for its idle timeout. The sync loop fills it
+	// for running ephemeral containers with an IdleTimeout; nil otherwise.
+	Sessions map[string]SessionActivity
+}
+
+// SessionActivity is when a container last had a debug session.
+type SessionActivity struct {
+	// Active: a session to it is open now.
+	Active bool
+	// Last is when the last session ended (or the tracker began, when it
+	// saw none): the idle clock's start.
+	Last time.Time
 }
 
 // ProbeType names a kind of probe, as the kubelet's Events and metrics
@@ -89,6 +102,9 @@ type Container struct {
 	TerminationMessagePolicy string
 	// LogPath is the container's log file on the node.
 	LogPath string
+	// MaxDuration and IdleTimeout are the time limits a debug container
+	// was created with (debugapi's annotations); zero: none.
+	MaxDuration, IdleTimeout time.Duration
 }
 
 // Running reports whether the container's process runs.

@@ -104,6 +104,11 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 	cs := v1.ContainerStatus{Name: spec.Name, Image: spec.Image}
 	instances := c.state.Instances(typ, spec.Name)
 	w, hasWaiting := c.waiting[podstate.ContainerKey{Type: typ, Name: spec.Name}]
+	if len(instances) == 0 && typ == criconfig.ContainerTypeEphemeral {
+		if e := podstate.EphemeralNeverRun(c.pod, c.state, spec.Name); e != nil {
+			return c.neverRun(cs, e)
+		}
+	}
 	if len(instances) == 0 && typ == criconfig.ContainerTypeEphemeral && podstate.EphemeralCreated(c.pod, c.state, spec.Name) {
 		return c.lostEphemeral(cs)
 	}
@@ -120,7 +125,27 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 	if typ != criconfig.ContainerTypeEphemeral {
 		cs.RestartCount = int32(cur.Attempt)
 	}
+	ended := typ == criconfig.ContainerTypeEphemeral && c.state.AgentEnding(cur) != nil
 	switch {
+	case ended && cur.Exited():
+		// Stopped by the agent: the exit code is the container's, the
+		// reason and message say why the agent stopped it.
+		e := c.state.AgentEnding(cur)
+		t := terminated(cur, cs.ContainerID)
+		t.Reason, t.Message = e.Reason, e.Message
+		cs.State.Terminated = t
+		started := false
+		cs.Started = &started
+	case ended && !cur.Running():
+		// Ended before it ever started (created, or to be created again):
+		// it never will.
+		id := cs.ContainerID
+		if c.state.Replaced(cur) {
+			cs.ImageID = ""
+		}
+		out := c.neverRun(cs, c.state.AgentEnding(cur))
+		out.ContainerID, out.State.Terminated.ContainerID = id, id
+		return out
 	case typ == criconfig.ContainerTypeEphemeral && c.state.Replaced(cur):
 		// The plan creates it again: its aborted start is not its exit.
 		// The container ID is left out, as that container is removed.
@@ -256,6 +281,26 @@ func (c *containerStatuses) lostEphemeral(cs v1.ContainerStatus) v1.ContainerSta
 	if id := cs.State.Terminated.ContainerID; id != "" {
 		cs.ContainerID = id
 	}
+	return cs
+}
+
+// neverRunExitCode is the exit code of a debug container that never ran,
+// the runtime's for a start it refused (StartError): no process exited.
+const neverRunExitCode = 128
+
+// neverRun is the status of a debug container the agent ended before it
+// ran: the policy denied it, or a stop was requested first. Terminated,
+// never started, with the agent's reason and message; the terminated
+// state the API already holds is kept, so it is made up once.
+func (c *containerStatuses) neverRun(cs v1.ContainerStatus, e *podstate.Ending) v1.ContainerStatus {
+	started := false
+	cs.Started = &started
+	cs.State = v1.ContainerState{Terminated: c.reportedTerminated(cs.Name, &v1.ContainerStateTerminated{
+		ExitCode:   neverRunExitCode,
+		Reason:     e.Reason,
+		Message:    e.Message,
+		FinishedAt: metav1.NewTime(e.At),
+	})}
 	return cs
 }
 

@@ -1,0 +1,159 @@
+package kuberuntime
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
+)
+
+// debugStopGracePeriod is how long a debug container the agent stops gets
+// to exit on SIGTERM before it is killed. Short: an interactive shell
+// ignores SIGTERM, and the user who asked for the stop waits for it.
+const debugStopGracePeriod int64 = 3
+
+// cpuPeriod is the CFS period CPU caps are expressed in, the kubelet's.
+const cpuPeriod int64 = 100000
+
+// endEphemeral carries out one EndAction: the ending is recorded first
+// (durable, so that the status names it and the container is never
+// started again, whatever happens next), told in an Event, and then the
+// container, if it runs, is stopped.
+func (p *podSync) endEphemeral(ctx context.Context, e EndAction) error {
+	logger := klog.FromContext(ctx).WithValues("containerName", e.Name, "containerID", e.ContainerID, "reason", e.Reason)
+	ref := podstate.ContainerRef(p.pod, criconfig.ContainerTypeEphemeral, e.Name)
+	rec := p.state.Records[e.Name]
+	if rec.Ended == nil || (e.ContainerID != "" && rec.ContainerID != e.ContainerID) {
+		rec.Ended = &podstate.Ending{Reason: e.Reason, Message: e.Message, At: p.Clock.Now()}
+		if e.ContainerID != "" {
+			rec.ContainerID = e.ContainerID
+		}
+		if p.Records != nil {
+			if err := p.putRecord(ctx, e.Name, rec); err != nil {
+				// Without the record the stop would read as the
+				// container's own exit; the next sync tries again.
+				return fmt.Errorf("record the end of debug container %s: %w", e.Name, err)
+			}
+		} else {
+			p.keepRecord(e.Name, rec)
+		}
+		p.Recorder.Eventf(ref, v1.EventTypeNormal, e.Reason, "%s", e.Message)
+		logger.Info("Ending debug container", "message", e.Message)
+	}
+	if !e.Running {
+		return nil
+	}
+	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Killing", "Stopping container %s", e.Name)
+	grace := debugStopGracePeriod
+	if err := p.stopContainerGrace(ctx, p.pod, e.ContainerID, criconfig.ContainerTypeEphemeral, e.Name, &grace); err != nil {
+		return fmt.Errorf("stop debug container %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+// keepRecord keeps rec in this sync's state only, for an embedder without
+// a record store.
+func (p *podSync) keepRecord(name string, rec podstate.Record) {
+	if p.state.Records == nil {
+		p.state.Records = map[string]podstate.Record{}
+	}
+	p.state.Records[name] = rec
+}
+
+// decideDebug asks the debug policy about ephemeral container st before it
+// is first created. A denied one is recorded as ended, never to run, and
+// told in a Warning Event; denied is then true. Without a policy every
+// debug container is allowed, as the kubelet allows it.
+func (p *podSync) decideDebug(ctx context.Context, st StartAction) (d debugpolicy.Decision, denied bool, err error) {
+	if p.DebugPolicy == nil {
+		return debugpolicy.Decision{Allowed: true}, false, nil
+	}
+	ec := &p.pod.Spec.EphemeralContainers[st.Index]
+	if d, err = p.DebugPolicy.Decide(ctx, p.pod, ec); err != nil {
+		return d, false, fmt.Errorf("debug policy: %w", err)
+	}
+	if d.Allowed {
+		return d, false, nil
+	}
+	rec := podstate.Record{Ended: &podstate.Ending{Reason: debugapi.ReasonPolicyDenied, Message: d.Message, At: p.Clock.Now()}}
+	if p.Records != nil {
+		if err := p.putRecord(ctx, st.Name, rec); err != nil {
+			// Not started either way; the next sync decides again.
+			return d, true, fmt.Errorf("record the denial of debug container %s: %w", st.Name, err)
+		}
+	} else {
+		p.keepRecord(st.Name, rec)
+	}
+	p.Recorder.Eventf(podstate.ContainerRef(p.pod, criconfig.ContainerTypeEphemeral, st.Name), v1.EventTypeWarning, debugapi.ReasonPolicyDenied, "%s", d.Message)
+	klog.FromContext(ctx).Info("Debug container denied by the debug policy", "containerName", st.Name, "rule", d.Rule, "message", d.Message)
+	return d, true, nil
+}
+
+// applyDebugDecision puts what the policy allowed a debug container with
+// into its CRI config: the resource caps, and annotations that show them
+// and carry the time limits the agent enforces.
+func applyDebugDecision(config *runtimeapi.ContainerConfig, d debugpolicy.Decision) {
+	if d.Rule == "" {
+		return
+	}
+	if config.Annotations == nil {
+		config.Annotations = map[string]string{}
+	}
+	config.Annotations[debugapi.PolicyRuleAnnotation] = d.Rule
+	if d.MaxDuration > 0 {
+		config.Annotations[debugapi.MaxDurationAnnotation] = d.MaxDuration.String()
+	}
+	if d.IdleTimeout > 0 {
+		config.Annotations[debugapi.IdleTimeoutAnnotation] = d.IdleTimeout.String()
+	}
+	if caps := describeCaps(d.Resources); caps != "" {
+		config.Annotations[debugapi.ResourcesAnnotation] = caps
+	}
+	r := d.Resources
+	if r == nil || (r.CPU == nil && r.Memory == nil) {
+		return
+	}
+	if config.Linux == nil {
+		config.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	if config.Linux.Resources == nil {
+		config.Linux.Resources = &runtimeapi.LinuxContainerResources{}
+	}
+	res := config.Linux.Resources
+	if r.CPU != nil {
+		res.CpuPeriod = cpuPeriod
+		// The kubelet's rounding (milliCPUToQuota): at least 1 ms per
+		// period.
+		res.CpuQuota = max(r.CPU.MilliValue()*cpuPeriod/1000, 1000)
+	}
+	if r.Memory != nil {
+		res.MemoryLimitInBytes = r.Memory.Value()
+	}
+}
+
+// describeCaps is the ResourcesAnnotation's value: "cpu=500m,memory=128Mi,
+// pids=256", caps left out being none.
+func describeCaps(r *debugpolicy.Resources) string {
+	if r == nil {
+		return ""
+	}
+	var parts []string
+	if r.CPU != nil {
+		parts = append(parts, "cpu="+r.CPU.String())
+	}
+	if r.Memory != nil {
+		parts = append(parts, "memory="+r.Memory.String())
+	}
+	if r.Pids != nil {
+		parts = append(parts, fmt.Sprintf("pids=%d", *r.Pids))
+	}
+	return strings.Join(parts, ",")
+}
