@@ -402,7 +402,8 @@ func (p *planner) endEphemeral(name string, cur *podstate.Container, stopRequest
 		}
 		p.requeue(left)
 	}
-	if act := p.state.Sessions[cur.ID]; cur.IdleTimeout > 0 && !act.Active {
+	// Without session tracking (no entry) nothing is ever idle.
+	if act, ok := p.state.Sessions[cur.ID]; cur.IdleTimeout > 0 && ok && !act.Active {
 		since := cur.StartedAt
 		if act.Last.After(since) {
 			since = act.Last

@@ -73,12 +73,13 @@ func TestPlanDebugControl(t *testing.T) {
 		{name: "maxDuration passed", pod: pod, state: state(sb1, app, dbg(limits(time.Minute, 0))), now: time.Minute,
 			wantEnd: []EndAction{{Name: "debug", ContainerID: "e1", Running: true, Reason: debugapi.ReasonDeadlineExceeded}}},
 		{name: "maxDuration ahead: a sync then", pod: pod, state: state(sb1, app, dbg(limits(time.Minute, 0))), now: 20 * time.Second, requeue: 40 * time.Second},
-		{name: "idle since its start", pod: pod, state: state(sb1, app, dbg(limits(0, time.Minute))), now: 2 * time.Minute,
+		{name: "no session tracking: never idle", pod: pod, state: state(sb1, app, dbg(limits(0, time.Minute))), now: time.Hour},
+		{name: "idle since its start", pod: pod, state: sessions(state(sb1, app, dbg(limits(0, time.Minute))), podstate.SessionActivity{}), now: 2 * time.Minute,
 			wantEnd: []EndAction{{Name: "debug", ContainerID: "e1", Running: true, Reason: debugapi.ReasonSessionIdle}}},
 		{name: "a session open: never idle", pod: pod, state: sessions(state(sb1, app, dbg(limits(0, time.Minute))), podstate.SessionActivity{Active: true}), now: time.Hour},
 		{name: "last session ended 30s ago: a sync when idle", pod: pod,
 			state: sessions(state(sb1, app, dbg(limits(0, time.Minute))), podstate.SessionActivity{Last: t0.Add(90 * time.Second)}), now: 2 * time.Minute, requeue: 30 * time.Second},
-		{name: "both limits ahead: the nearer", pod: pod, state: state(sb1, app, dbg(limits(time.Hour, time.Minute))), now: 10 * time.Second, requeue: 50 * time.Second},
+		{name: "both limits ahead: the nearer", pod: pod, state: sessions(state(sb1, app, dbg(limits(time.Hour, time.Minute))), podstate.SessionActivity{}), now: 10 * time.Second, requeue: 50 * time.Second},
 		{name: "not yet created, no request: started", pod: pod, state: state(sb1, app), wantStart: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
