@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -10,7 +11,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 )
 
@@ -53,4 +56,27 @@ func (d *debugPolicy) Decide(_ context.Context, pod *v1.Pod, ec *v1.EphemeralCon
 		return debugpolicy.Decision{}, fmt.Errorf("namespace %s: %w", pod.Namespace, err)
 	}
 	return debugpolicy.Decide(p, ns.Labels, pod, ec), nil
+}
+
+// containerPids caps a container's processes through its init process's
+// cgroup, which the runtime's verbose status names.
+type containerPids struct {
+	runtime interface {
+		ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
+	}
+}
+
+// LimitContainerPids implements kuberuntime.ContainerPids.
+func (c containerPids) LimitContainerPids(ctx context.Context, containerID string, limit int64) error {
+	st, err := c.runtime.ContainerStatus(ctx, containerID, true)
+	if err != nil {
+		return fmt.Errorf("container status: %w", err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
+		return fmt.Errorf("the runtime names no process of container %s", containerID)
+	}
+	return cm.LimitProcessPids(info.Pid, limit)
 }

@@ -199,6 +199,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Cgroups:        pm.podCgroups(),
 		DebugPolicy:    debugDecider,
 		Sessions:       sessions,
+		Pids:           containerPids{runtime: runtime},
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:                   o.podSyncWorkers,

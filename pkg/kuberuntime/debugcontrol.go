@@ -139,6 +139,29 @@ func applyDebugDecision(config *runtimeapi.ContainerConfig, d debugpolicy.Decisi
 	}
 }
 
+// reasonFailedDebugCaps is the Warning Event of a debug container whose
+// caps could not all be applied.
+const reasonFailedDebugCaps = "FailedDebugCaps"
+
+// limitPids applies the pids cap of a debug container that just started.
+// CRI cannot carry it, so there is a moment between the start and the cap;
+// a cap that fails is told in a Warning Event, and the container keeps
+// running: stopping a debugger the policy allowed would be worse.
+func (p *podSync) limitPids(ctx context.Context, st StartAction, id string, d debugpolicy.Decision) {
+	if d.Resources == nil || d.Resources.Pids == nil {
+		return
+	}
+	ref := podstate.ContainerRef(p.pod, criconfig.ContainerTypeEphemeral, st.Name)
+	err := fmt.Errorf("no pids limiter")
+	if p.Pids != nil {
+		err = p.Pids.LimitContainerPids(ctx, id, *d.Resources.Pids)
+	}
+	if err != nil {
+		p.Recorder.Eventf(ref, v1.EventTypeWarning, reasonFailedDebugCaps, "Could not cap the processes of container %s at %d: %v", st.Name, *d.Resources.Pids, err)
+		klog.FromContext(ctx).Error(err, "Failed to cap a debug container's processes", "containerName", st.Name, "containerID", id)
+	}
+}
+
 // describeCaps is the ResourcesAnnotation's value: "cpu=500m,memory=128Mi,
 // pids=256", caps left out being none.
 func describeCaps(r *debugpolicy.Resources) string {

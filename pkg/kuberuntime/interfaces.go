@@ -166,3 +166,9 @@ type Sessions interface {
 	// else when the last one ended (never before the tracker began).
 	LastActivity(containerID string) (last time.Time, active bool)
 }
+
+// ContainerPids caps a running container's processes. CRI has no field for
+// it, so the caller writes the container's cgroup once it started.
+type ContainerPids interface {
+	LimitContainerPids(ctx context.Context, containerID string, limit int64) error
+}

@@ -206,6 +206,7 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		return fail(ReasonRunContainerError, err, true)
 	}
 	p.Recorder.Eventf(ref, v1.EventTypeNormal, "Started", "Started container %s", st.Name)
+	p.limitPids(ctx, st, id, decision)
 	if w, err := p.postStart(ctx, st, spec, id); err != nil {
 		return w, err
 	}

@@ -85,6 +85,9 @@ type Deps struct {
 	DebugPolicy DebugPolicy
 	// Sessions may be nil: no debug container ever counts as idle.
 	Sessions Sessions
+	// Pids may be nil: a policy's pids caps are then not applied (and a
+	// Warning Event says so).
+	Pids ContainerPids
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
