@@ -101,13 +101,15 @@ func (p *podSync) decideDebug(ctx context.Context, st StartAction) (d debugpolic
 // into its CRI config: the resource caps, and annotations that show them
 // and carry the time limits the agent enforces.
 func applyDebugDecision(config *runtimeapi.ContainerConfig, d debugpolicy.Decision) {
-	if d.Rule == "" {
+	if d.Rule == "" && d.Resources == nil && d.MaxDuration == 0 && d.IdleTimeout == 0 {
 		return
 	}
 	if config.Annotations == nil {
 		config.Annotations = map[string]string{}
 	}
-	config.Annotations[debugapi.PolicyRuleAnnotation] = d.Rule
+	if d.Rule != "" {
+		config.Annotations[debugapi.PolicyRuleAnnotation] = d.Rule
+	}
 	if d.MaxDuration > 0 {
 		config.Annotations[debugapi.MaxDurationAnnotation] = d.MaxDuration.String()
 	}
