@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -157,7 +158,16 @@ func run(ctx context.Context, o *options) error {
 		RuntimeStatusTimeout:     min(o.runtimeRequestTimeout, 5*time.Second),
 	}, clients.heartbeat, runtime, imageService, machine, clock.RealClock{})
 
-	pm, err := newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry, policy, nil)
+	// Debug sessions keep the idle clocks of debug containers; the end of
+	// one syncs its pod, whose next idle deadline then counts from it.
+	var pm *podMachinery
+	activity := streaming.NewActivity(time.Now, func(uid types.UID) { pm.workers.Enqueue(uid) })
+	auditor, err := streaming.NewAuditor(o.debugAuditLog)
+	if err != nil {
+		return err
+	}
+	defer auditor.Close()
+	pm, err = newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry, debugControl{policy: policy, sessions: activity, audit: auditor})
 	if err != nil {
 		return err
 	}
@@ -174,11 +184,6 @@ func run(ctx context.Context, o *options) error {
 	// scrapes must not pay for.
 	resourceMetrics := prometheus.NewRegistry()
 	resourceMetrics.MustRegister(stats.NewResourceMetricsCollector(ctx, summary))
-	auditor, err := streaming.NewAuditor(o.debugAuditLog)
-	if err != nil {
-		return err
-	}
-	defer auditor.Close()
 	streamingMetrics := streaming.NewMetrics(registry)
 	guard, err := auth.New(o.nodeName, auth.Options{
 		ClientCAFile:         o.clientCAFile,
@@ -198,10 +203,11 @@ func run(ctx context.Context, o *options) error {
 		logger.Info("Authorizing every authenticated request to the agent API, for local demos only", "authorizationMode", o.authorizationMode)
 	}
 	sessions := streaming.NewHandler(streaming.Config{
-		Pods:    streaming.FromPodState(pm.lookup),
-		Runtime: runtime,
-		Auditor: auditor,
-		Metrics: streamingMetrics,
+		Pods:     streaming.FromPodState(pm.lookup),
+		Runtime:  runtime,
+		Auditor:  auditor,
+		Metrics:  streamingMetrics,
+		Activity: activity,
 	})
 	srv := server.New(server.Config{
 		Address:        o.address,

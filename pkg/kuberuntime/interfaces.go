@@ -11,6 +11,7 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
@@ -171,4 +172,10 @@ type Sessions interface {
 // it, so the caller writes the container's cgroup once it started.
 type ContainerPids interface {
 	LimitContainerPids(ctx context.Context, containerID string, limit int64) error
+}
+
+// DebugAudit records every debug container created or refused, one line
+// each (streaming.Auditor satisfies it).
+type DebugAudit interface {
+	Container(ctx context.Context, e *debugapi.ContainerAudit)
 }

@@ -96,11 +96,11 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		return podstate.Waiting{}, nil
 	}
 
-	// The debug policy decides before anything is done for the container
-	// (a denied image is not even pulled), once: a container being
-	// replaced was allowed before.
+	// The debug policy decides before anything is done for the container:
+	// a denied image is not even pulled. A replacement is decided again,
+	// so that it gets the caps and limits of the policy in force.
 	decision := debugpolicy.Decision{Allowed: true}
-	if st.Type == criconfig.ContainerTypeEphemeral && st.Replaces == "" {
+	if st.Type == criconfig.ContainerTypeEphemeral {
 		var denied bool
 		var err error
 		if decision, denied, err = p.decideDebug(ctx, st); err != nil {
@@ -196,6 +196,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		rec := p.state.Records[st.Name]
 		rec.ContainerID = id
 		_ = p.putRecord(ctx, st.Name, rec)
+	}
+	if st.Type == criconfig.ContainerTypeEphemeral {
+		p.audit(ctx, st, decision, id)
 	}
 	if err := p.Runtime.StartContainer(ctx, id); err != nil {
 		if status.Code(err) == codes.Unavailable {

@@ -88,6 +88,9 @@ type Deps struct {
 	// Pids may be nil: a policy's pids caps are then not applied (and a
 	// Warning Event says so).
 	Pids ContainerPids
+	// Audit may be nil: debug containers created or refused are then only
+	// logged.
+	Audit DebugAudit
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,
