@@ -92,6 +92,17 @@ type Config struct {
 	LeaseDuration time.Duration
 	// RuntimeStatusTimeout bounds one CRI Status call.
 	RuntimeStatusTimeout time.Duration
+	// Conditions add node conditions of types the agent owns beside the
+	// kubelet's (the TARGET preflight's, say); may be empty.
+	Conditions []ConditionSource
+}
+
+// ConditionSource gives node conditions of its own types, without
+// timestamps; the controller reports them with its own conditions and sends
+// a status when they change. It is called at every status update and must
+// be safe for concurrent use.
+type ConditionSource interface {
+	NodeConditions() []v1.NodeCondition
 }
 
 // Controller registers the Node and keeps its status and Lease current.
@@ -330,7 +341,7 @@ func (c *Controller) initialNode() *v1.Node {
 // it never sets it back: only the agent's next patch does.
 func (c *Controller) syncStatus(ctx context.Context) error {
 	c.mu.Lock()
-	want := desiredConditions(c.health, c.pressure)
+	want := c.desiredConditions()
 	due := c.clock.Since(c.lastReport) >= c.cfg.StatusReportFrequency
 	changed := conditionsChanged(c.reported, want) || !apiequality.Semantic.DeepEqual(c.reportedImages, c.nodeImages)
 	c.mu.Unlock()
@@ -406,5 +417,15 @@ func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
 		// KubeProxyVersion stays empty, as the kubelet 1.37 leaves it: the
 		// field is deprecated.
 	}
-	s.Conditions = mergeConditions(s.Conditions, desiredConditions(c.health, c.pressure), now)
+	s.Conditions = mergeConditions(s.Conditions, c.desiredConditions(), now)
+}
+
+// desiredConditions are the kubelet's conditions for the observed runtime
+// health and pressure, then those of the configured sources. c.mu is held.
+func (c *Controller) desiredConditions() []v1.NodeCondition {
+	want := desiredConditions(c.health, c.pressure)
+	for _, src := range c.cfg.Conditions {
+		want = append(want, src.NodeConditions()...)
+	}
+	return want
 }
