@@ -67,7 +67,7 @@ type podMachinery struct {
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer, targets kuberuntime.TargetNamespaces) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -187,6 +187,8 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		RuntimeClasses: runtimeClasses,
 		Gate:           gate,
 		Cgroups:        pm.podCgroups(),
+
+		TargetNamespaces: targets,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:                   o.podSyncWorkers,

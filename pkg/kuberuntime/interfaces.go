@@ -148,3 +148,11 @@ type PodCgroups interface {
 	// RemovePod removes the cgroup of a pod whose sandboxes are gone.
 	RemovePod(ctx context.Context, uid types.UID) error
 }
+
+// TargetNamespaces tells whether the runtime puts a container created with
+// PID namespace mode TARGET in its target container's PID namespace
+// (targetcheck.Preflight satisfies it). TargetSharing returns an error only
+// when that was proven false; its text says how.
+type TargetNamespaces interface {
+	TargetSharing() error
+}

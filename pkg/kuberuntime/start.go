@@ -74,6 +74,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		}
 		return podstate.Waiting{Reason: reason, Message: err.Error()}, err
 	}
+	if w, err := p.targetUnsupported(st); err != nil {
+		return w, err
+	}
 
 	if st.CreatedID != "" {
 		// Created before, never started (the agent stopped in between):

@@ -78,6 +78,10 @@ type Deps struct {
 	// Cgroups gives pods their cgroups. It may be nil: sandboxes get no
 	// cgroup_parent and the runtime chooses.
 	Cgroups PodCgroups
+	// TargetNamespaces holds back ephemeral containers with a target
+	// container when the runtime does not share its PID namespace. It may
+	// be nil: they start unchecked, as with the kubelet.
+	TargetNamespaces TargetNamespaces
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,

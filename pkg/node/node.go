@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,11 @@ type Config struct {
 	// Conditions add node conditions of types the agent owns beside the
 	// kubelet's (the TARGET preflight's, say); may be empty.
 	Conditions []ConditionSource
+	// RemovedConditions are condition types the agent owns but does not
+	// report in this configuration (a feature turned off): an earlier
+	// run's condition of such a type is removed from the Node rather than
+	// left stale.
+	RemovedConditions []v1.NodeConditionType
 }
 
 // ConditionSource gives node conditions of its own types, without
@@ -354,7 +360,7 @@ func (c *Controller) syncStatus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("get node: %w", err)
 	}
-	if !changed && !due && !conditionsChanged(node.Status.Conditions, want) {
+	if !changed && !due && !conditionsChanged(node.Status.Conditions, want) && !c.holdsRemoved(node.Status.Conditions) {
 		return nil
 	}
 	return c.patchStatus(ctx, node)
@@ -417,7 +423,14 @@ func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
 		// KubeProxyVersion stays empty, as the kubelet 1.37 leaves it: the
 		// field is deprecated.
 	}
-	s.Conditions = mergeConditions(s.Conditions, c.desiredConditions(), now)
+	s.Conditions = slices.DeleteFunc(mergeConditions(s.Conditions, c.desiredConditions(), now), func(nc v1.NodeCondition) bool {
+		return slices.Contains(c.cfg.RemovedConditions, nc.Type)
+	})
+}
+
+// holdsRemoved reports whether cs holds a condition of a removed type.
+func (c *Controller) holdsRemoved(cs []v1.NodeCondition) bool {
+	return slices.ContainsFunc(cs, func(nc v1.NodeCondition) bool { return slices.Contains(c.cfg.RemovedConditions, nc.Type) })
 }
 
 // desiredConditions are the kubelet's conditions for the observed runtime

@@ -445,3 +445,53 @@ func TestSyncStatusReportsSourceConditions(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncStatusRemovesRemovedConditions: a condition an earlier run
+// reported, of a type this configuration does not report, goes at the next
+// status update; other components' conditions stay.
+func TestSyncStatusRemovesRemovedConditions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const (
+		removed v1.NodeConditionType = "ExampleCondition"
+		others  v1.NodeConditionType = "OtherComponentCondition"
+	)
+	client := fake.NewClientset(&v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Status: v1.NodeStatus{Conditions: []v1.NodeCondition{
+			{Type: removed, Status: v1.ConditionTrue, Reason: "Fine"},
+			{Type: others, Status: v1.ConditionTrue, Reason: "Theirs"},
+		}},
+	})
+	clk := clocktesting.NewFakeClock(time.Now())
+	cfg := testConfig()
+	cfg.RemovedConditions = []v1.NodeConditionType{removed}
+	c := NewController(cfg, client, &fakeRuntime{status: runtimeStatus(true, true)}, &fakeImages{}, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The condition comes back behind the agent's back.
+	n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []v1.NodeConditionType{removed, others} {
+		if (findCondition(n.Status.Conditions, typ) == nil) != (typ == removed) {
+			t.Errorf("after registration: %s present = %v", typ, typ != removed)
+		}
+	}
+	n.Status.Conditions = append(n.Status.Conditions, v1.NodeCondition{Type: removed, Status: v1.ConditionTrue})
+	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Second)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if findCondition(n.Status.Conditions, removed) != nil {
+		t.Errorf("%s still on the Node at the next status update", removed)
+	}
+}
