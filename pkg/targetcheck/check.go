@@ -182,14 +182,21 @@ func check(ctx context.Context, rt Runtime, cfg Config) (Outcome, string, error)
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER},
 		}},
 	}
+	// Removal must not share the check's deadline: a check that timed out
+	// still leaves nothing behind.
+	cleanupCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	}
 	sandboxID, err := rt.RunPodSandbox(ctx, sandboxConfig, "")
 	if err != nil {
+		// A call that timed out may still have made the sandbox.
+		cctx, cancel := cleanupCtx()
+		defer cancel()
+		removeLeftovers(cctx, rt)
 		return Error, "", fmt.Errorf("run sandbox: %w", err)
 	}
 	defer func() {
-		// Removal must not share the check's deadline: a check that timed
-		// out still leaves nothing behind.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		cctx, cancel := cleanupCtx()
 		defer cancel()
 		removeSandbox(cctx, rt, sandboxID)
 	}()

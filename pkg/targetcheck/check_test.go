@@ -25,6 +25,17 @@ type fakeRuntime struct {
 	pids       map[string]int
 	statusInfo map[string]string
 	configs    map[string]*runtimeapi.ContainerConfig
+	// sandboxLost: RunPodSandbox makes the sandbox and returns an error,
+	// as a call that timed out after the runtime acted.
+	sandboxLost bool
+}
+
+func (f *fakeRuntime) RunPodSandbox(ctx context.Context, config *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	id, err := f.FakeRuntimeService.RunPodSandbox(ctx, config, handler)
+	if err == nil && f.sandboxLost {
+		return "", context.DeadlineExceeded
+	}
+	return id, err
 }
 
 func newFakeRuntime(pids map[string]int) *fakeRuntime {
@@ -98,6 +109,7 @@ func TestRun(t *testing.T) {
 		statusInfo map[string]string
 		errors     map[string][]error
 		leftover   bool
+		lost       bool
 		want       Outcome
 		wantMsg    string
 	}{
@@ -110,6 +122,7 @@ func TestRun(t *testing.T) {
 		{name: "runtime refuses TARGET", ns: map[string]string{"self": hostNS},
 			errors: map[string][]error{"CreateContainer": {nil, errors.New("unsupported namespace mode")}}, want: Error, wantMsg: "create container debugger: unsupported namespace mode"},
 		{name: "sandbox fails", errors: map[string][]error{"RunPodSandbox": {errors.New("no pause image")}}, want: Error, wantMsg: "run sandbox: no pause image"},
+		{name: "sandbox made but its call failed", lost: true, want: Error, wantMsg: "run sandbox: " + context.DeadlineExceeded.Error()},
 		{name: "no pause image named", statusInfo: map[string]string{}, want: Error, wantMsg: "names no pause image"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +132,7 @@ func TestRun(t *testing.T) {
 				p = tc.pids
 			}
 			rt := newFakeRuntime(p)
+			rt.sandboxLost = tc.lost
 			if tc.statusInfo != nil {
 				rt.statusInfo = tc.statusInfo
 			}
