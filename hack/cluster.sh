@@ -46,6 +46,9 @@ case $instance in
 local)
 	port_base=0 node_name=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')} node_ip=10.89.0.1
 	pod_subnet=10.88.1.0/24 service_cidr=10.96.0.0/16
+	# make run shows the TARGET preflight's node condition; the e2e and
+	# bench agents start without it (its test passes the flag itself).
+	agent_extra_args=(--debug-target-preflight)
 	;;
 e2e)
 	port_base=10000 node_name=${NODE_NAME:-ea-e2e-node} node_ip=10.89.0.2

@@ -70,7 +70,7 @@ type podMachinery struct {
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer, debug debugControl) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer, debug debugControl, targets kuberuntime.TargetNamespaces) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -200,6 +200,8 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Sessions:       debug.sessions,
 		Audit:          debug.audit,
 		Pids:           containerPids{runtime: runtime},
+
+		TargetNamespaces: targets,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:                   o.podSyncWorkers,

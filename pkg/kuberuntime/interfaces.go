@@ -179,3 +179,11 @@ type ContainerPids interface {
 type DebugAudit interface {
 	Container(ctx context.Context, e *debugapi.ContainerAudit)
 }
+
+// TargetNamespaces tells whether the runtime puts a container created with
+// PID namespace mode TARGET in its target container's PID namespace
+// (targetcheck.Preflight satisfies it). TargetSharing returns an error only
+// when that was proven false; its text says how.
+type TargetNamespaces interface {
+	TargetSharing() error
+}

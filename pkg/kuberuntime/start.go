@@ -79,7 +79,6 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		}
 		return podstate.Waiting{Reason: reason, Message: err.Error()}, err
 	}
-
 	if st.CreatedID != "" {
 		// Created before, never started (the agent stopped in between):
 		// start that one, never a second. Its first start was
@@ -109,6 +108,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		if denied {
 			return podstate.Waiting{}, errDenied
 		}
+	}
+	if w, err := p.targetUnsupported(st); err != nil {
+		return w, err
 	}
 
 	pullSecrets := p.pullSecrets(ctx, pod)
