@@ -98,7 +98,7 @@ func NewContainerAudit(pod *v1.Pod, ec *v1.EphemeralContainer, now time.Time) *C
 }
 
 // FieldManager returns the manager of pod's managedFields that owns
-// ephemeral container name (for `kubectl debug`, "kubectl-debug" through
+// ephemeral container name (for `kubectl debug` 1.37, "kubectl" through
 // the ephemeralcontainers subresource) and the time of its entry; the
 // newest entry when several own it. ok is false when none does.
 //

@@ -32,7 +32,7 @@ var (
 		FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:conditions":{},"f:ephemeralContainerStatuses":{},"f:phase":{},"f:podIP":{},"f:startTime":{}}}`),
 	}
 	kubectlDebug = metav1.ManagedFieldsEntry{
-		Manager: "kubectl-debug", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
+		Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
 		Time: &metav1.Time{Time: firstAt}, FieldsType: "FieldsV1", Subresource: "ephemeralcontainers",
 		FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:ephemeralContainers":{".":{},"k:{\"name\":\"debugger-abcde\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:resources":{},"f:stdin":{},"f:targetContainerName":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{},"f:tty":{}}}}}`),
 	}
@@ -65,9 +65,9 @@ func TestFieldManager(t *testing.T) {
 		ok        bool
 	}{
 		{name: "kubectl debug", entries: []metav1.ManagedFieldsEntry{createdByKubectlRun, kubectlDebug, statusByNode},
-			container: "debugger-abcde", manager: "kubectl-debug", at: firstAt, ok: true},
+			container: "debugger-abcde", manager: "kubectl", at: firstAt, ok: true},
 		{name: "two containers by two managers, the first", entries: []metav1.ManagedFieldsEntry{createdByKubectlRun, kubectlDebug, botApply, statusByNode},
-			container: "debugger-abcde", manager: "kubectl-debug", at: firstAt, ok: true},
+			container: "debugger-abcde", manager: "kubectl", at: firstAt, ok: true},
 		{name: "two containers by two managers, the second", entries: []metav1.ManagedFieldsEntry{createdByKubectlRun, kubectlDebug, botApply, statusByNode},
 			container: "debugger-bot", manager: "debug-bot", at: laterAt, ok: true},
 		{name: "co-owned: the newest entry", entries: []metav1.ManagedFieldsEntry{botCoOwns, kubectlDebug},
@@ -79,7 +79,7 @@ func TestFieldManager(t *testing.T) {
 		{name: "another name", entries: []metav1.ManagedFieldsEntry{kubectlDebug}, container: "debugger"},
 		{name: "no managedFields", container: "debugger-abcde"},
 		{name: "a broken entry owns nothing", entries: []metav1.ManagedFieldsEntry{kubectlDebug, broken},
-			container: "debugger-abcde", manager: "kubectl-debug", at: firstAt, ok: true},
+			container: "debugger-abcde", manager: "kubectl", at: firstAt, ok: true},
 		{name: "an entry without time", entries: []metav1.ManagedFieldsEntry{{Manager: "m", FieldsV1: kubectlDebug.FieldsV1}},
 			container: "debugger-abcde", manager: "m", ok: true},
 	}
@@ -112,7 +112,7 @@ func TestNewContainerAudit(t *testing.T) {
 				Name: "debugger-abcde", Image: "busybox:1.37", Stdin: true, TTY: true}},
 			want: &ContainerAudit{Kind: KindContainer, Time: now, Namespace: "shop", Pod: "web", PodUID: "uid-1",
 				Container: "debugger-abcde", Image: "busybox:1.37", Target: "app", RunAsUser: ptr.To[int64](1000),
-				FieldManager: "kubectl-debug", ManagedTime: &firstAt},
+				FieldManager: "kubectl", ManagedTime: &firstAt},
 		},
 		{
 			name: "privileged, capabilities, its own user, no manager",
@@ -151,7 +151,7 @@ func TestContainerAuditJSON(t *testing.T) {
 	}
 	want := `{"kind":"container","time":"2026-12-05T11:00:00Z","namespace":"shop","pod":"web","podUID":"uid-1",` +
 		`"container":"debugger-abcde","containerID":"c0ffee","image":"busybox:1.37","target":"app",` +
-		`"fieldManager":"kubectl-debug","managedTime":"2026-12-05T10:00:00Z","decision":"allowed","rule":"default",` +
+		`"fieldManager":"kubectl","managedTime":"2026-12-05T10:00:00Z","decision":"allowed","rule":"default",` +
 		`"resources":"cpu=500m,memory=128Mi,pids=256","maxDuration":"1h0m0s","idleTimeout":"15m0s"}`
 	if string(line) != want {
 		t.Errorf("line:\n got %s\nwant %s", line, want)
