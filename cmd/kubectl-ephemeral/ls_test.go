@@ -87,8 +87,12 @@ func TestPodRows(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := podRows(tc.pod, now); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("podRows:\n got %+v\nwant %+v", got, tc.want)
+			got := []row{}
+			for _, d := range podDebugContainers(tc.pod) {
+				got = append(got, d.row(now))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("rows:\n got %+v\nwant %+v", got, tc.want)
 			}
 		})
 	}
@@ -113,7 +117,7 @@ func TestListDebugContainers(t *testing.T) {
 		{"nothing", listQuery{namespace: "c"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows, err := listDebugContainers(context.Background(), c, tc.q, now)
+			dcs, err := listDebugContainers(context.Background(), c, tc.q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,8 +127,8 @@ func TestListDebugContainers(t *testing.T) {
 				}
 			}
 			var got []string
-			for _, r := range rows {
-				got = append(got, r.namespace+"/"+r.pod)
+			for _, d := range dcs {
+				got = append(got, d.Namespace+"/"+d.Pod)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("rows of %v, want %v", got, tc.want)
@@ -133,8 +137,9 @@ func TestListDebugContainers(t *testing.T) {
 	}
 }
 
-func TestPrintRows(t *testing.T) {
-	rows := []row{{"ns", "web", "debugger", "busybox", "app", "Running", "-", "3m"}}
+func TestPrintTable(t *testing.T) {
+	started := ago(3 * time.Minute)
+	dcs := []debugContainer{{Namespace: "ns", Pod: "web", Name: "debugger", Image: "busybox", Target: "app", State: "Running", StartedAt: &started}}
 	for _, tc := range []struct {
 		withNamespace bool
 		want          string
@@ -145,7 +150,7 @@ func TestPrintRows(t *testing.T) {
 			"ns          web   debugger   busybox   app      Running   -        3m\n"},
 	} {
 		var b bytes.Buffer
-		if err := printRows(&b, rows, tc.withNamespace); err != nil {
+		if err := printTable(&b, dcs, tc.withNamespace, now); err != nil {
 			t.Fatal(err)
 		}
 		if b.String() != tc.want {
@@ -163,6 +168,42 @@ func TestNothingFound(t *testing.T) {
 	} {
 		if got := q.nothingFound(); got != want {
 			t.Errorf("%+v: %q, want %q", q, got, want)
+		}
+	}
+}
+
+func TestPrintList(t *testing.T) {
+	pod := withStop(debugPod("ns", "web", "n1", []v1.EphemeralContainer{ec("a", "busybox", "app"), ec("b", "busybox", "")},
+		terminated("a", "Completed", time.Minute)), "b")
+	for _, tc := range []struct {
+		format string
+		dcs    []debugContainer
+		want   string
+	}{
+		{"json", nil, "{\n    \"items\": []\n}\n"},
+		{"yaml", podDebugContainers(pod), `items:
+- exitCode: 0
+  image: busybox
+  name: a
+  namespace: ns
+  pod: web
+  reason: Completed
+  startedAt: "2026-12-05T11:59:00Z"
+  state: Terminated
+  target: app
+- image: busybox
+  name: b
+  namespace: ns
+  pod: web
+  stopRequested: true
+`},
+	} {
+		var b bytes.Buffer
+		if err := printList(&b, tc.format, tc.dcs); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tc.want {
+			t.Errorf("%s:\n%s\nwant\n%s", tc.format, b.String(), tc.want)
 		}
 	}
 }

@@ -19,6 +19,7 @@ func TestRootCommand(t *testing.T) {
 		{[]string{"stop", "web"}, "", true},
 		{[]string{"policy", "n1", "n2"}, "", true},
 		{[]string{"ls", "extra"}, "", true},
+		{[]string{"ls", "-o", "wide"}, "", true},
 	} {
 		streams, _, out, _ := genericiooptions.NewTestIOStreams()
 		cmd := newRootCommand(streams)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
@@ -18,14 +20,18 @@ import (
 )
 
 func newStopCommand(o *options) *cobra.Command {
-	return &cobra.Command{
+	var (
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
 		Use:   "stop POD NAME [NAME...]",
 		Short: "Ask the node agent to stop debug containers of a pod",
 		Long: `Add debug (ephemeral) containers of a pod to its stop annotation
 (` + debugapi.StopAnnotation + `); the agent on the pod's node stops
 them, and a stopped debug container never starts again. It needs get and
-patch on pods, and the API server's audit log records who asked. It does not
-wait: kubectl ephemeral ls shows when they have terminated.`,
+patch on pods, and the API server's audit log records who asked. It returns
+at once unless --wait: kubectl ephemeral ls shows when they have terminated.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, _, err := o.namespace()
@@ -47,9 +53,46 @@ wait: kubectl ephemeral ls shows when they have terminated.`,
 				}
 				fmt.Fprintf(o.streams.Out, "debug container %s of pod %s/%s: %s\n", name, ns, args[0], what)
 			}
-			return nil
+			if !wait {
+				return nil
+			}
+			running := slices.DeleteFunc(slices.Clone(args[1:]), func(n string) bool { return slices.Contains(res.terminated, n) })
+			return waitTerminated(cmd.Context(), c, ns, args[0], running, timeout, func(name string, s *v1.ContainerStateTerminated) {
+				fmt.Fprintf(o.streams.Out, "debug container %s of pod %s/%s: terminated (%s)\n", name, ns, args[0], orDash(s.Reason))
+			})
 		},
 	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "Wait until the debug containers have terminated")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "How long --wait waits")
+	return cmd
+}
+
+// waitPollInterval is how often --wait reads the pod.
+const waitPollInterval = time.Second
+
+// waitTerminated reads the pod until each of names has a Terminated state,
+// calling done once for each as it is seen, or until timeout.
+func waitTerminated(ctx context.Context, c kubernetes.Interface, ns, pod string, names []string, timeout time.Duration, done func(string, *v1.ContainerStateTerminated)) error {
+	pending := slices.Clone(names)
+	err := wait.PollUntilContextTimeout(ctx, waitPollInterval, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("get pod %s/%s: %w", ns, pod, err)
+		}
+		pending = slices.DeleteFunc(pending, func(name string) bool {
+			s := ephemeralStatus(p, name)
+			if s == nil || s.State.Terminated == nil {
+				return false
+			}
+			done(name, s.State.Terminated)
+			return true
+		})
+		return len(pending) == 0, nil
+	})
+	if err != nil && len(pending) > 0 && wait.Interrupted(err) {
+		return fmt.Errorf("debug containers of pod %s/%s still not terminated after %s: %s", ns, pod, timeout, strings.Join(pending, ", "))
+	}
+	return err
 }
 
 // stopResult is what requestStop did.

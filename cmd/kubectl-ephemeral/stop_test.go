@@ -140,3 +140,41 @@ func TestRequestStop(t *testing.T) {
 		}
 	})
 }
+
+func TestWaitTerminated(t *testing.T) {
+	ctx := context.Background()
+	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	c := fake.NewClientset(debugPod("ns", "web", "n1", []v1.EphemeralContainer{ec("a", "busybox", ""), ec("b", "busybox", "")},
+		running("a", time.Minute), running("b", time.Minute)))
+	gets := 0
+	// The agent stops a at once and b after the second read.
+	c.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		gets++
+		o, err := c.Tracker().Get(pods, "ns", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := o.(*v1.Pod)
+		p.Status.EphemeralContainerStatuses[0] = terminated("a", debugapi.ReasonStopRequested, time.Minute)
+		if gets >= 2 {
+			p.Status.EphemeralContainerStatuses[1] = terminated("b", debugapi.ReasonStopRequested, time.Minute)
+		}
+		if err := c.Tracker().Update(pods, p, "ns"); err != nil {
+			t.Fatal(err)
+		}
+		return false, nil, nil
+	})
+	var seen []string
+	err := waitTerminated(ctx, c, "ns", "web", []string{"a", "b"}, time.Minute, func(name string, s *v1.ContainerStateTerminated) {
+		seen = append(seen, name+" "+s.Reason)
+	})
+	if want := []string{"a DebugStopRequested", "b DebugStopRequested"}; err != nil || !reflect.DeepEqual(seen, want) {
+		t.Errorf("waitTerminated = %v, seen %q, want %q", err, seen, want)
+	}
+
+	c = fake.NewClientset(debugPod("ns", "web", "n1", []v1.EphemeralContainer{ec("a", "busybox", "")}, running("a", time.Minute)))
+	err = waitTerminated(ctx, c, "ns", "web", []string{"a"}, time.Millisecond, func(string, *v1.ContainerStateTerminated) {})
+	if err == nil || !strings.Contains(err.Error(), "still not terminated after 1ms: a") {
+		t.Errorf("timeout: %v", err)
+	}
+}

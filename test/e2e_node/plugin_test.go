@@ -4,6 +4,7 @@ package e2enode
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +86,17 @@ func TestKubectlEphemeralPlugin(t *testing.T) {
 	}
 	if r := lsRow(out, pod.Name, "done"); r == nil || r[3] != "-" || r[4] != "Terminated" || r[5] != "Completed" {
 		t.Errorf("ls row of done = %q, want no target, Terminated Completed", r)
+	}
+	var list struct {
+		Items []struct {
+			Name, Target, State, Reason string
+			StartedAt                   *metav1.Time
+		}
+	}
+	if out, err := ephemeralPlugin(t, "-n", ns, "ls", "-o", "json"); err != nil || json.Unmarshal([]byte(out), &list) != nil ||
+		len(list.Items) != 2 || list.Items[0].Name != "sleeper" || list.Items[0].State != "Running" || list.Items[0].Target != "app" ||
+		list.Items[0].StartedAt == nil || list.Items[1].Reason != "Completed" {
+		t.Errorf("ls -o json: %v\n%s", err, out)
 	}
 	for _, args := range [][]string{{"ls", "-A"}, {"ls", "--node", testEnv.nodeName}} {
 		out := mustEphemeralPlugin(t, args...)
