@@ -220,6 +220,12 @@ func run(ctx context.Context, o *options) error {
 	if o.authorizationMode == auth.ModeAlwaysAllow {
 		logger.Info("Authorizing every authenticated request to the agent API, for local demos only", "authorizationMode", o.authorizationMode)
 	}
+	// A nil *Source in the interface would be non-nil; the server's own
+	// nil is what says "no policy".
+	var policySnapshots server.DebugPolicy
+	if policy != nil {
+		policySnapshots = policy
+	}
 	sessions := streaming.NewHandler(streaming.Config{
 		Pods:     streaming.FromPodState(pm.lookup),
 		Runtime:  runtime,
@@ -241,6 +247,7 @@ func run(ctx context.Context, o *options) error {
 		Gatherer:       registry,
 		Pods:           pm.source,
 		Runtime:        runtime,
+		DebugPolicy:    policySnapshots,
 		Handlers: map[string]http.Handler{
 			"/containerLogs/": logs.NewHandler(logs.FromPodState(pm.lookup), runtime),
 			"/exec/":          sessions,
