@@ -46,6 +46,7 @@ func (p *podSync) endEphemeral(ctx context.Context, e EndAction) error {
 			p.keepRecord(e.Name, rec)
 		}
 		p.Recorder.Eventf(ref, v1.EventTypeNormal, e.Reason, "%s", e.Message)
+		p.Metrics.ephemeralEnded(p.pod.UID, e.Name, e.Reason)
 		logger.Info("Ending debug container", "message", e.Message)
 	}
 	if !e.Running {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -33,6 +35,7 @@ func TestSyncDebugPolicyDenied(t *testing.T) {
 	s, rt, st, rec := newTestSyncer(t, pod, fakeImages{}, fakeVolumes{})
 	policy := &fixedPolicy{d: debugpolicy.Decision{Rule: "prod", Message: `debug policy rule "prod": image not allowed`}}
 	s.DebugPolicy = policy
+	s.Metrics = NewMetrics(prometheus.NewRegistry())
 	for range 3 {
 		if _, err := s.SyncPod(ctx, pod.UID); err != nil {
 			t.Fatalf("sync: %v", err)
@@ -56,6 +59,12 @@ func TestSyncDebugPolicyDenied(t *testing.T) {
 	}
 	if len(st.waiting) != 0 {
 		t.Errorf("waiting = %+v, want none: a denial is not a start to retry", st.waiting)
+	}
+	if n := testutil.ToFloat64(s.Metrics.ended.WithLabelValues(debugapi.ReasonPolicyDenied)); n != 1 {
+		t.Errorf("denials counted %v, want 1", n)
+	}
+	if n := testutil.CollectAndCount(s.Metrics.startErrs); n != 0 {
+		t.Errorf("%d start error series, want none: a denial is no start error", n)
 	}
 }
 

@@ -15,6 +15,7 @@ type Metrics struct {
 	started    prometheus.Counter
 	startErrs  *prometheus.CounterVec
 	startDelay prometheus.Histogram
+	ended      *prometheus.CounterVec
 
 	mu        sync.Mutex
 	firstSeen map[ephemeralKey]time.Time
@@ -43,8 +44,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from an ephemeral container first being seen in the pod spec to it running.",
 			Buckets: []float64{0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
+		ended: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ephemeral_containers_ended_by_agent_total",
+			Help: "Debug (ephemeral) containers the agent ended on its own, by reason: DebugPolicyDenied (never ran), DebugStopRequested, DeadlineExceeded, DebugSessionIdle.",
+		}, []string{"reason"}),
 		firstSeen: map[ephemeralKey]time.Time{},
 	}
+}
+
+// ephemeralEnded counts a debug container the agent ended, and forgets
+// when it was first seen: a denied one never starts.
+func (m *Metrics) ephemeralEnded(pod types.UID, name, reason string) {
+	if m == nil {
+		return
+	}
+	m.ended.WithLabelValues(reason).Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.firstSeen, ephemeralKey{pod, name})
 }
 
 // ephemeralPlanned notes when a start of the ephemeral container was first

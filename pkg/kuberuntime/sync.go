@@ -373,7 +373,7 @@ func (p *podSync) execute(ctx context.Context, a Actions) (failed bool) {
 			continue
 		}
 		if errors.Is(err, errDenied) {
-			p.Metrics.ephemeralFailed(debugapi.ReasonPolicyDenied)
+			p.Metrics.ephemeralEnded(pod.UID, st.Name, debugapi.ReasonPolicyDenied)
 			continue
 		}
 		failed = true
