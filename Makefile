@@ -12,9 +12,10 @@ FUZZTIME ?= 10s
 ## all: the default goal, same as build
 all: build
 
-## build: the agent binary, into _output/bin
+## build: the agent and its kubectl plugin (kubectl-ephemeral), into _output/bin (on the PATH of _output/INSTANCE/env)
 build:
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/ephemeral-agent ./cmd/ephemeral-agent
+	go build -o $(BIN)/kubectl-ephemeral ./cmd/kubectl-ephemeral
 
 ## deps: Debian packages and crictl, when missing
 deps:

@@ -46,6 +46,10 @@ case $instance in
 local)
 	port_base=0 node_name=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')} node_ip=10.89.0.1
 	pod_subnet=10.88.1.0/24 service_cidr=10.96.0.0/16
+	# make run shows the TARGET preflight's node condition and runs a
+	# debug policy; the e2e and bench agents start without either (their
+	# tests pass the flags themselves).
+	agent_extra_args=(--debug-target-preflight --debug-policy-config /var/lib/ephemeral-agent/local/debug-policy.yaml)
 	;;
 e2e)
 	port_base=10000 node_name=${NODE_NAME:-ea-e2e-node} node_ip=10.89.0.2
@@ -513,6 +517,10 @@ agent_args() {
 
 start_agent() {
 	running ephemeral-agent "$CERTS/node.kubeconfig" && return
+	# make run's debug policy: a copy the user may edit, made once.
+	if [[ $instance == local && ! -e $STATE/debug-policy.yaml ]]; then
+		install -m 0644 "$EA_ROOT/hack/manifests/debug-policy.yaml" "$STATE/debug-policy.yaml"
+	fi
 	local args
 	mapfile -t args < <(agent_args)
 	# AGENT_V raises its log verbosity: 4 logs every sync and runtime event.

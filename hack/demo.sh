@@ -45,6 +45,12 @@ step kubectl -n demo logs app -c "$debugger"
 kubectl -n demo logs app -c "$debugger"
 step "kubectl -n demo describe pod app   # the Ephemeral Containers section"
 kubectl -n demo describe pod app | sed -n '/^Ephemeral Containers:/,/^Conditions:/p' | sed '$d'
+# The kubectl plugin (cmd/kubectl-ephemeral, on PATH from _output/bin): the
+# pod's debug containers, and the debug policy the node's agent enforces.
+step "kubectl ephemeral ls -n demo"
+kubectl ephemeral ls -n demo
+step "kubectl ephemeral policy"
+kubectl ephemeral policy
 
 cat <<EOT
 
@@ -54,6 +60,7 @@ container that has no shell of its own. The cluster keeps running:
   source _output/local/env          # KUBECONFIG, CONTAINER_RUNTIME_ENDPOINT, NODE_NAME, PATH
   kubectl -n demo debug -it app --image=localhost/busybox:test --image-pull-policy=Never --target=app -- sh
   tail -1 $EA_LOG_DIR/debug-audit.log   # one JSON line per debug session
+  kubectl ephemeral ls -A           # debug containers; stop POD NAME asks the agent to stop one
   crictl ps -a                      # the node's private containerd
   make status                       # which components run
   make stop                         # stop everything make run started

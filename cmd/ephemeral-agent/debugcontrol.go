@@ -15,7 +15,16 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/streaming"
 )
+
+// debugControl is what the sync loop's debug control needs from run: the
+// policy (nil: none), the session tracker and the audit log.
+type debugControl struct {
+	policy   *debugpolicy.Source
+	sessions *streaming.Activity
+	audit    *streaming.Auditor
+}
 
 // debugPolicy decides with the policy in force and the labels of the pod's
 // namespace, from an informer on all Namespaces. The node needs RBAC to

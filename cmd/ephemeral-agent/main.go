@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -35,6 +37,7 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/server"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/stats"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/streaming"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/targetcheck"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/version"
 )
 
@@ -127,6 +130,20 @@ func run(ctx context.Context, o *options) error {
 	runtime = criMetrics.RuntimeService(runtime)
 	defer runtime.Close(context.WithoutCancel(ctx))
 
+	// The TARGET preflight's result is reported on the Node and held by the
+	// sync loop; without the flag there is neither, and the condition an
+	// earlier run reported goes.
+	var (
+		preflight  *targetcheck.Preflight
+		conditions []node.ConditionSource
+		removed    = []v1.NodeConditionType{targetcheck.ConditionType}
+		targets    kuberuntime.TargetNamespaces
+	)
+	if o.debugTargetPreflight {
+		preflight = targetcheck.NewPreflight(registry)
+		conditions, removed, targets = []node.ConditionSource{preflight}, nil, preflight
+	}
+
 	kubeReserved, systemReserved, evictionHard := o.reservations()
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
@@ -155,9 +172,20 @@ func run(ctx context.Context, o *options) error {
 		StatusReportFrequency:    o.nodeStatusReportFreq,
 		LeaseDuration:            time.Duration(o.nodeLeaseDurationSeconds) * time.Second,
 		RuntimeStatusTimeout:     min(o.runtimeRequestTimeout, 5*time.Second),
+		Conditions:               conditions,
+		RemovedConditions:        removed,
 	}, clients.heartbeat, runtime, imageService, machine, clock.RealClock{})
 
-	pm, err := newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry, policy, nil)
+	// Debug sessions keep the idle clocks of debug containers; the end of
+	// one syncs its pod, whose next idle deadline then counts from it.
+	var pm *podMachinery
+	activity := streaming.NewActivity(time.Now, func(uid types.UID) { pm.workers.Enqueue(uid) })
+	auditor, err := streaming.NewAuditor(o.debugAuditLog)
+	if err != nil {
+		return err
+	}
+	defer auditor.Close()
+	pm, err = newPodMachinery(ctx, o, clients, runtime, criMetrics, machine, nodes.LocalNode, registry, debugControl{policy: policy, sessions: activity, audit: auditor}, targets)
 	if err != nil {
 		return err
 	}
@@ -174,11 +202,6 @@ func run(ctx context.Context, o *options) error {
 	// scrapes must not pay for.
 	resourceMetrics := prometheus.NewRegistry()
 	resourceMetrics.MustRegister(stats.NewResourceMetricsCollector(ctx, summary))
-	auditor, err := streaming.NewAuditor(o.debugAuditLog)
-	if err != nil {
-		return err
-	}
-	defer auditor.Close()
 	streamingMetrics := streaming.NewMetrics(registry)
 	guard, err := auth.New(o.nodeName, auth.Options{
 		ClientCAFile:         o.clientCAFile,
@@ -197,11 +220,18 @@ func run(ctx context.Context, o *options) error {
 	if o.authorizationMode == auth.ModeAlwaysAllow {
 		logger.Info("Authorizing every authenticated request to the agent API, for local demos only", "authorizationMode", o.authorizationMode)
 	}
+	// A nil *Source in the interface would be non-nil; the server's own
+	// nil is what says "no policy".
+	var policySnapshots server.DebugPolicy
+	if policy != nil {
+		policySnapshots = policy
+	}
 	sessions := streaming.NewHandler(streaming.Config{
-		Pods:    streaming.FromPodState(pm.lookup),
-		Runtime: runtime,
-		Auditor: auditor,
-		Metrics: streamingMetrics,
+		Pods:     streaming.FromPodState(pm.lookup),
+		Runtime:  runtime,
+		Auditor:  auditor,
+		Metrics:  streamingMetrics,
+		Activity: activity,
 	})
 	srv := server.New(server.Config{
 		Address:        o.address,
@@ -217,6 +247,7 @@ func run(ctx context.Context, o *options) error {
 		Gatherer:       registry,
 		Pods:           pm.source,
 		Runtime:        runtime,
+		DebugPolicy:    policySnapshots,
 		Handlers: map[string]http.Handler{
 			"/containerLogs/": logs.NewHandler(logs.FromPodState(pm.lookup), runtime),
 			"/exec/":          sessions,
@@ -251,7 +282,16 @@ func run(ctx context.Context, o *options) error {
 	runPart("server", srv.Run)
 	runPart("client CA reload", guard.Run)
 	runPart("node", nodes.Run)
-	runPart("pods", pm.run)
+	runPart("pods", func(ctx context.Context) error {
+		// The check runs before any pod syncs, so that no debug container
+		// with a target starts on a runtime not yet checked. It takes
+		// about a second and is bounded by targetcheck.DefaultTimeout;
+		// the node registers meanwhile.
+		if preflight != nil {
+			preflight.Set(targetcheck.Run(ctx, runtime, targetcheck.Config{Images: imageService}))
+		}
+		return pm.run(ctx)
+	})
 	if policy != nil {
 		runPart("debug policy reload", func(ctx context.Context) error {
 			policy.Run(ctx, policyReloadPeriod)

@@ -52,6 +52,7 @@ type options struct {
 	authzUnauthorizedTTL     time.Duration
 	debugAuditLog            string
 	debugPolicyConfig        string
+	debugTargetPreflight     bool
 	maxPods                  int64
 	nodeStatusUpdateFreq     time.Duration
 	nodeStatusReportFreq     time.Duration
@@ -151,6 +152,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.authzAuthorizedTTL, "authorization-webhook-cache-authorized-ttl", o.authzAuthorizedTTL, "How long allowing SubjectAccessReview answers are cached.")
 	fs.DurationVar(&o.authzUnauthorizedTTL, "authorization-webhook-cache-unauthorized-ttl", o.authzUnauthorizedTTL, "How long denying SubjectAccessReview answers are cached.")
 	fs.StringVar(&o.debugPolicyConfig, "debug-policy-config", o.debugPolicyConfig, "File with the node's debug policy (kind DebugPolicy, apiVersion debug.ephemeral-agent.io/v1alpha1; see docs/debug-control.md): which debug (ephemeral) containers may run and with what limits. Reloaded when it changes; a file with errors is refused, at start (the agent exits) and on reload (the previous policy stays). Empty: every debug container the API accepts runs, as with the kubelet.")
+	fs.BoolVar(&o.debugTargetPreflight, "debug-target-preflight", o.debugTargetPreflight, "At start, before any pod syncs, run two throwaway containers of the runtime's pause image to check that the runtime puts a container created with PID namespace mode TARGET (kubectl debug --target) in its target container's PID namespace (see docs/debug-control.md). The result is the node condition EphemeralTargetNamespace and the metric ephemeral_agent_target_preflight_result; where the runtime is proven not to share it, such debug containers are not started and wait with reason TargetNamespaceUnsupported. A check that cannot run holds nothing back. Off: no check, as with the kubelet.")
 	fs.StringVar(&o.debugAuditLog, "debug-audit-log", o.debugAuditLog, "File to append one JSON line to per exec, attach and port-forward session (who, where, command, duration, bytes, exit code), and per such request refused by authentication or authorization (rate-limited). Empty: they are only logged.")
 	fs.Int64Var(&o.maxPods, "max-pods", o.maxPods, "Number of pods the node reports it can run.")
 	fs.DurationVar(&o.nodeStatusUpdateFreq, "node-status-update-frequency", o.nodeStatusUpdateFreq, "How often the agent checks the runtime and posts a changed node status.")

@@ -34,6 +34,10 @@ func TestDefaultsFollowTheKubelet(t *testing.T) {
 	if o.debugAuditLog != "" {
 		t.Errorf("--debug-audit-log defaults to %q, want none", o.debugAuditLog)
 	}
+	// Debug control is off by default (issue 14).
+	if o.debugTargetPreflight {
+		t.Error("--debug-target-preflight defaults to on, want off")
+	}
 	// The kubelet's --runtime-request-timeout default.
 	if o.imagePullTimeout != 2*time.Minute {
 		t.Errorf("--image-pull-timeout defaults to %s, want 2m", o.imagePullTimeout)

@@ -28,7 +28,6 @@ import (
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criinstrument"
-	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/images"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/kuberuntime"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/node"
@@ -71,7 +70,7 @@ type podMachinery struct {
 	statusWorkers    int
 }
 
-func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer, policy *debugpolicy.Source, sessions kuberuntime.Sessions) (*podMachinery, error) {
+func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtime internalapi.RuntimeService, criMetrics *criinstrument.Metrics, machine node.MachineInfo, localNode func() *v1.Node, reg prometheus.Registerer, debug debugControl, targets kuberuntime.TargetNamespaces) (*podMachinery, error) {
 	imageService, err := remote.NewRemoteImageServiceBuilder().
 		WithEndpoint(o.containerRuntimeEndpoint).
 		WithConnectionTimeout(o.runtimeRequestTimeout).
@@ -166,7 +165,7 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Registerer: reg,
 		NodeIPs:    []string{o.nodeIP},
 	})
-	decider, namespaces := newDebugPolicy(clients.watch, policy)
+	decider, namespaces := newDebugPolicy(clients.watch, debug.policy)
 	pm.namespaces = namespaces
 	var debugDecider kuberuntime.DebugPolicy
 	if decider != nil {
@@ -198,8 +197,11 @@ func newPodMachinery(ctx context.Context, o *options, clients apiClients, runtim
 		Gate:           gate,
 		Cgroups:        pm.podCgroups(),
 		DebugPolicy:    debugDecider,
-		Sessions:       sessions,
+		Sessions:       debug.sessions,
+		Audit:          debug.audit,
 		Pids:           containerPids{runtime: runtime},
+
+		TargetNamespaces: targets,
 	})
 	pm.workers = kuberuntime.NewWorkers(kuberuntime.WorkerConfig{
 		Workers:                   o.podSyncWorkers,

@@ -20,6 +20,9 @@ func TestAttributes(t *testing.T) {
 		{"POST", "/attach/ns/web/app", "create", []string{"proxy"}},
 		{"POST", "/portForward/ns/web", "create", []string{"proxy"}},
 		{"GET", "/containerLogs/ns/web/app", "get", []string{"proxy"}},
+		// The agent's own read-only route: nodes/proxy, as any path the
+		// kubelet has no narrower subresource for.
+		{"GET", "/debugpolicy", "get", []string{"proxy"}},
 		{"GET", "/pods", "get", []string{"pods", "proxy"}},
 		{"GET", "/pods/", "get", []string{"pods", "proxy"}},
 		{"GET", "/runningpods/", "get", []string{"pods", "proxy"}},

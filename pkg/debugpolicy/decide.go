@@ -51,16 +51,50 @@ func Decide(p *DebugPolicy, nsLabels map[string]string, pod *v1.Pod, ec *v1.Ephe
 			d.Message = fmt.Sprintf("debug policy rule %q: %s", r.Name, why)
 			return d
 		}
-		d.Resources = r.Resources
-		if r.MaxDuration != nil {
-			d.MaxDuration = r.MaxDuration.Duration
-		}
-		if r.IdleTimeout != nil {
-			d.IdleTimeout = r.IdleTimeout.Duration
-		}
+		d.withLimits(Limits{Resources: r.Resources, MaxDuration: r.MaxDuration, IdleTimeout: r.IdleTimeout}, p.Defaults)
 		return d
 	}
-	return Decision{Allowed: true}
+	d := Decision{Allowed: true}
+	d.withLimits(Limits{}, p.Defaults)
+	return d
+}
+
+// withLimits sets d's limits: a rule's own, else, field by field, the
+// policy's defaults.
+func (d *Decision) withLimits(own Limits, defaults *Limits) {
+	def := Limits{}
+	if defaults != nil {
+		def = *defaults
+	}
+	res := Resources{}
+	if own.Resources != nil {
+		res = *own.Resources
+	}
+	if def.Resources != nil {
+		if res.CPU == nil {
+			res.CPU = def.Resources.CPU
+		}
+		if res.Memory == nil {
+			res.Memory = def.Resources.Memory
+		}
+		if res.Pids == nil {
+			res.Pids = def.Resources.Pids
+		}
+	}
+	if res.CPU != nil || res.Memory != nil || res.Pids != nil {
+		d.Resources = &res
+	}
+	for _, lim := range []struct {
+		own, def *metav1.Duration
+		out      *time.Duration
+	}{{own.MaxDuration, def.MaxDuration, &d.MaxDuration}, {own.IdleTimeout, def.IdleTimeout, &d.IdleTimeout}} {
+		switch {
+		case lim.own != nil:
+			*lim.out = lim.own.Duration
+		case lim.def != nil:
+			*lim.out = lim.def.Duration
+		}
+	}
 }
 
 // selects says whether r applies in a namespace labelled nsLabels. A

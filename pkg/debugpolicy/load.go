@@ -70,28 +70,38 @@ func Validate(p *DebugPolicy) error {
 		if u := r.RunAsUser; u != nil && (u.Min < 0 || u.Max < u.Min) {
 			errs = append(errs, fmt.Errorf("%s: runAsUser: range %d-%d is empty or negative", where, u.Min, u.Max))
 		}
-		if res := r.Resources; res != nil {
-			if res.CPU != nil && res.CPU.Sign() <= 0 {
-				errs = append(errs, fmt.Errorf("%s: resources.cpu must be positive", where))
-			}
-			if res.Memory != nil && res.Memory.Sign() <= 0 {
-				errs = append(errs, fmt.Errorf("%s: resources.memory must be positive", where))
-			}
-			if res.Pids != nil && *res.Pids <= 0 {
-				errs = append(errs, fmt.Errorf("%s: resources.pids must be positive", where))
-			}
-		}
-		if r.MaxDuration != nil && r.MaxDuration.Duration <= 0 {
-			errs = append(errs, fmt.Errorf("%s: maxDuration must be positive", where))
-		}
-		if r.IdleTimeout != nil && r.IdleTimeout.Duration <= 0 {
-			errs = append(errs, fmt.Errorf("%s: idleTimeout must be positive", where))
-		}
+		errs = append(errs, validLimits(where, Limits{Resources: r.Resources, MaxDuration: r.MaxDuration, IdleTimeout: r.IdleTimeout})...)
+	}
+	if p.Defaults != nil {
+		errs = append(errs, validLimits("defaults", *p.Defaults)...)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid debug policy: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// validLimits checks caps and time limits: each set must be positive.
+func validLimits(where string, l Limits) []error {
+	var errs []error
+	if res := l.Resources; res != nil {
+		if res.CPU != nil && res.CPU.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("%s: resources.cpu must be positive", where))
+		}
+		if res.Memory != nil && res.Memory.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("%s: resources.memory must be positive", where))
+		}
+		if res.Pids != nil && *res.Pids <= 0 {
+			errs = append(errs, fmt.Errorf("%s: resources.pids must be positive", where))
+		}
+	}
+	if l.MaxDuration != nil && l.MaxDuration.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("%s: maxDuration must be positive", where))
+	}
+	if l.IdleTimeout != nil && l.IdleTimeout.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("%s: idleTimeout must be positive", where))
+	}
+	return errs
 }
 
 // validPattern checks an image pattern: a repository, a path.Match

@@ -20,7 +20,7 @@ type Snapshot struct {
 	// Policy is the policy in force; nil: none, everything is allowed.
 	Policy *DebugPolicy `json:"policy,omitempty"`
 	// LoadedAt is when Policy was read.
-	LoadedAt time.Time `json:"loadedAt,omitempty"`
+	LoadedAt time.Time `json:"loadedAt,omitzero"`
 	// Generation counts the policies loaded, from 1.
 	Generation int64 `json:"generation,omitempty"`
 	// LastError is the last reload's error when the file now on disk was
@@ -28,7 +28,7 @@ type Snapshot struct {
 	// succeeds.
 	LastError string `json:"lastError,omitempty"`
 	// LastErrorAt is when LastError was found.
-	LastErrorAt time.Time `json:"lastErrorAt,omitempty"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // Source holds the policy of a file and reloads it when the file changes.

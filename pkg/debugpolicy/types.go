@@ -20,8 +20,23 @@ const (
 // selector) makes a default.
 type DebugPolicy struct {
 	metav1.TypeMeta `json:",inline"`
+	// Defaults are the caps and time limits of every debug container
+	// allowed without a limit of its deciding rule's own, field by field,
+	// and of one no rule matches.
+	Defaults *Limits `json:"defaults,omitempty"`
 	// Rules are tried in order.
 	Rules []Rule `json:"rules"`
+}
+
+// Limits are caps and time limits without a rule: the policy's Defaults.
+type Limits struct {
+	// Resources caps the debug container's resources.
+	Resources *Resources `json:"resources,omitempty"`
+	// MaxDuration stops a debug container running longer.
+	MaxDuration *metav1.Duration `json:"maxDuration,omitempty"`
+	// IdleTimeout stops a debug container with no attach or exec session
+	// for that long.
+	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 }
 
 // Rule is one scope's debug policy. A field left out imposes nothing.

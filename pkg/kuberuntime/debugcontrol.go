@@ -69,9 +69,10 @@ func (p *podSync) keepRecord(name string, rec podstate.Record) {
 }
 
 // decideDebug asks the debug policy about ephemeral container st before it
-// is first created. A denied one is recorded as ended, never to run, and
-// told in a Warning Event; denied is then true. Without a policy every
-// debug container is allowed, as the kubelet allows it.
+// is created: first, or again in place of a container whose start was
+// aborted (st.Replaces). A denied one is recorded as ended, never to run,
+// audited and told in a Warning Event; denied is then true. Without a
+// policy every debug container is allowed, as the kubelet allows it.
 func (p *podSync) decideDebug(ctx context.Context, st StartAction) (d debugpolicy.Decision, denied bool, err error) {
 	if p.DebugPolicy == nil {
 		return debugpolicy.Decision{Allowed: true}, false, nil
@@ -84,6 +85,11 @@ func (p *podSync) decideDebug(ctx context.Context, st StartAction) (d debugpolic
 		return d, false, nil
 	}
 	rec := podstate.Record{Ended: &podstate.Ending{Reason: debugapi.ReasonPolicyDenied, Message: d.Message, At: p.Clock.Now()}}
+	if st.Replaces != "" {
+		// The aborted container stays, ended by the denial: the record
+		// names it, and the replacement count is kept.
+		rec.ContainerID, rec.Replacements = st.Replaces, p.state.Records[st.Name].Replacements
+	}
 	if p.Records != nil {
 		if err := p.putRecord(ctx, st.Name, rec); err != nil {
 			// Not started either way; the next sync decides again.
@@ -93,21 +99,46 @@ func (p *podSync) decideDebug(ctx context.Context, st StartAction) (d debugpolic
 		p.keepRecord(st.Name, rec)
 	}
 	p.Recorder.Eventf(podstate.ContainerRef(p.pod, criconfig.ContainerTypeEphemeral, st.Name), v1.EventTypeWarning, debugapi.ReasonPolicyDenied, "%s", d.Message)
-	klog.FromContext(ctx).Info("Debug container denied by the debug policy", "containerName", st.Name, "rule", d.Rule, "message", d.Message)
+	p.audit(ctx, st, d, "")
 	return d, true, nil
+}
+
+// audit writes the audit line of debug container st: created as id, or
+// denied (id empty).
+func (p *podSync) audit(ctx context.Context, st StartAction, d debugpolicy.Decision, id string) {
+	e := debugapi.NewContainerAudit(p.pod, &p.pod.Spec.EphemeralContainers[st.Index], p.Clock.Now())
+	e.ContainerID, e.Rule, e.Message = id, d.Rule, d.Message
+	e.Decision = debugapi.DecisionAllowed
+	if !d.Allowed {
+		e.Decision = debugapi.DecisionDenied
+	}
+	e.Resources = describeCaps(d.Resources)
+	if d.MaxDuration > 0 {
+		e.MaxDuration = d.MaxDuration.String()
+	}
+	if d.IdleTimeout > 0 {
+		e.IdleTimeout = d.IdleTimeout.String()
+	}
+	if p.Audit != nil {
+		p.Audit.Container(ctx, e)
+		return
+	}
+	klog.FromContext(ctx).Info("Debug container "+e.Decision, "containerName", st.Name, "containerID", id, "image", e.Image, "target", e.Target, "fieldManager", e.FieldManager, "rule", e.Rule, "message", e.Message)
 }
 
 // applyDebugDecision puts what the policy allowed a debug container with
 // into its CRI config: the resource caps, and annotations that show them
 // and carry the time limits the agent enforces.
 func applyDebugDecision(config *runtimeapi.ContainerConfig, d debugpolicy.Decision) {
-	if d.Rule == "" {
+	if d.Rule == "" && d.Resources == nil && d.MaxDuration == 0 && d.IdleTimeout == 0 {
 		return
 	}
 	if config.Annotations == nil {
 		config.Annotations = map[string]string{}
 	}
-	config.Annotations[debugapi.PolicyRuleAnnotation] = d.Rule
+	if d.Rule != "" {
+		config.Annotations[debugapi.PolicyRuleAnnotation] = d.Rule
+	}
 	if d.MaxDuration > 0 {
 		config.Annotations[debugapi.MaxDurationAnnotation] = d.MaxDuration.String()
 	}

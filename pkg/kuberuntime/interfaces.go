@@ -11,6 +11,7 @@ import (
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/admission"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
@@ -171,4 +172,18 @@ type Sessions interface {
 // it, so the caller writes the container's cgroup once it started.
 type ContainerPids interface {
 	LimitContainerPids(ctx context.Context, containerID string, limit int64) error
+}
+
+// DebugAudit records every debug container created or refused, one line
+// each (streaming.Auditor satisfies it).
+type DebugAudit interface {
+	Container(ctx context.Context, e *debugapi.ContainerAudit)
+}
+
+// TargetNamespaces tells whether the runtime puts a container created with
+// PID namespace mode TARGET in its target container's PID namespace
+// (targetcheck.Preflight satisfies it). TargetSharing returns an error only
+// when that was proven false; its text says how.
+type TargetNamespaces interface {
+	TargetSharing() error
 }

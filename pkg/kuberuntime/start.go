@@ -79,7 +79,6 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		}
 		return podstate.Waiting{Reason: reason, Message: err.Error()}, err
 	}
-
 	if st.CreatedID != "" {
 		// Created before, never started (the agent stopped in between):
 		// start that one, never a second. Its first start was
@@ -96,11 +95,11 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		return podstate.Waiting{}, nil
 	}
 
-	// The debug policy decides before anything is done for the container
-	// (a denied image is not even pulled), once: a container being
-	// replaced was allowed before.
+	// The debug policy decides before anything is done for the container:
+	// a denied image is not even pulled. A replacement is decided again,
+	// so that it gets the caps and limits of the policy in force.
 	decision := debugpolicy.Decision{Allowed: true}
-	if st.Type == criconfig.ContainerTypeEphemeral && st.Replaces == "" {
+	if st.Type == criconfig.ContainerTypeEphemeral {
 		var denied bool
 		var err error
 		if decision, denied, err = p.decideDebug(ctx, st); err != nil {
@@ -109,6 +108,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		if denied {
 			return podstate.Waiting{}, errDenied
 		}
+	}
+	if w, err := p.targetUnsupported(st); err != nil {
+		return w, err
 	}
 
 	pullSecrets := p.pullSecrets(ctx, pod)
@@ -196,6 +198,9 @@ func (p *podSync) startContainer(ctx context.Context, st StartAction) (podstate.
 		rec := p.state.Records[st.Name]
 		rec.ContainerID = id
 		_ = p.putRecord(ctx, st.Name, rec)
+	}
+	if st.Type == criconfig.ContainerTypeEphemeral {
+		p.audit(ctx, st, decision, id)
 	}
 	if err := p.Runtime.StartContainer(ctx, id); err != nil {
 		if status.Code(err) == codes.Unavailable {

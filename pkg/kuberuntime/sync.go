@@ -88,6 +88,13 @@ type Deps struct {
 	// Pids may be nil: a policy's pids caps are then not applied (and a
 	// Warning Event says so).
 	Pids ContainerPids
+	// Audit may be nil: debug containers created or refused are then only
+	// logged.
+	Audit DebugAudit
+	// TargetNamespaces holds back ephemeral containers with a target
+	// container when the runtime does not share its PID namespace. It may
+	// be nil: they start unchecked, as with the kubelet.
+	TargetNamespaces TargetNamespaces
 }
 
 // Syncer brings one pod at a time to its spec: observe the runtime, Plan,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,6 +93,22 @@ type Config struct {
 	LeaseDuration time.Duration
 	// RuntimeStatusTimeout bounds one CRI Status call.
 	RuntimeStatusTimeout time.Duration
+	// Conditions add node conditions of types the agent owns beside the
+	// kubelet's (the TARGET preflight's, say); may be empty.
+	Conditions []ConditionSource
+	// RemovedConditions are condition types the agent owns but does not
+	// report in this configuration (a feature turned off): an earlier
+	// run's condition of such a type is removed from the Node rather than
+	// left stale.
+	RemovedConditions []v1.NodeConditionType
+}
+
+// ConditionSource gives node conditions of its own types, without
+// timestamps; the controller reports them with its own conditions and sends
+// a status when they change. It is called at every status update and must
+// be safe for concurrent use.
+type ConditionSource interface {
+	NodeConditions() []v1.NodeCondition
 }
 
 // Controller registers the Node and keeps its status and Lease current.
@@ -330,7 +347,7 @@ func (c *Controller) initialNode() *v1.Node {
 // it never sets it back: only the agent's next patch does.
 func (c *Controller) syncStatus(ctx context.Context) error {
 	c.mu.Lock()
-	want := desiredConditions(c.health, c.pressure)
+	want := c.desiredConditions()
 	due := c.clock.Since(c.lastReport) >= c.cfg.StatusReportFrequency
 	changed := conditionsChanged(c.reported, want) || !apiequality.Semantic.DeepEqual(c.reportedImages, c.nodeImages)
 	c.mu.Unlock()
@@ -343,7 +360,7 @@ func (c *Controller) syncStatus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("get node: %w", err)
 	}
-	if !changed && !due && !conditionsChanged(node.Status.Conditions, want) {
+	if !changed && !due && !conditionsChanged(node.Status.Conditions, want) && !c.holdsRemoved(node.Status.Conditions) {
 		return nil
 	}
 	return c.patchStatus(ctx, node)
@@ -406,5 +423,22 @@ func (c *Controller) setStatus(s *v1.NodeStatus, now metav1.Time) {
 		// KubeProxyVersion stays empty, as the kubelet 1.37 leaves it: the
 		// field is deprecated.
 	}
-	s.Conditions = mergeConditions(s.Conditions, desiredConditions(c.health, c.pressure), now)
+	s.Conditions = slices.DeleteFunc(mergeConditions(s.Conditions, c.desiredConditions(), now), func(nc v1.NodeCondition) bool {
+		return slices.Contains(c.cfg.RemovedConditions, nc.Type)
+	})
+}
+
+// holdsRemoved reports whether cs holds a condition of a removed type.
+func (c *Controller) holdsRemoved(cs []v1.NodeCondition) bool {
+	return slices.ContainsFunc(cs, func(nc v1.NodeCondition) bool { return slices.Contains(c.cfg.RemovedConditions, nc.Type) })
+}
+
+// desiredConditions are the kubelet's conditions for the observed runtime
+// health and pressure, then those of the configured sources. c.mu is held.
+func (c *Controller) desiredConditions() []v1.NodeCondition {
+	want := desiredConditions(c.health, c.pressure)
+	for _, src := range c.cfg.Conditions {
+		want = append(want, src.NodeConditions()...)
+	}
+	return want
 }

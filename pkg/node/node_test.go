@@ -382,3 +382,116 @@ func ptrQ(s string) *resource.Quantity {
 	q := resource.MustParse(s)
 	return &q
 }
+
+// conditionSource is a ConditionSource whose conditions a test sets.
+type conditionSource struct {
+	mu sync.Mutex
+	cs []v1.NodeCondition
+}
+
+func (s *conditionSource) set(cs ...v1.NodeCondition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cs = cs
+}
+
+func (s *conditionSource) NodeConditions() []v1.NodeCondition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cs
+}
+
+// TestSyncStatusReportsSourceConditions: a source's condition is absent
+// while it gives none, reported at the next status update once it does (not
+// at the report interval), and a change of it is sent too.
+func TestSyncStatusReportsSourceConditions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	clk := clocktesting.NewFakeClock(time.Now())
+	src := &conditionSource{}
+	cfg := testConfig()
+	cfg.Conditions = []ConditionSource{src}
+	c := NewController(cfg, client, &fakeRuntime{status: runtimeStatus(true, true)}, &fakeImages{}, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const typ v1.NodeConditionType = "ExampleCondition"
+	condition := func() *v1.NodeCondition {
+		n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if findCondition(n.Status.Conditions, v1.NodeReady) == nil {
+			t.Error("no Ready condition beside the source's")
+		}
+		return findCondition(n.Status.Conditions, typ)
+	}
+	if got := condition(); got != nil {
+		t.Fatalf("condition before the source gave one = %+v", got)
+	}
+	for _, want := range []v1.NodeCondition{
+		{Type: typ, Status: v1.ConditionTrue, Reason: "Fine", Message: "all good"},
+		{Type: typ, Status: v1.ConditionFalse, Reason: "Broken", Message: "not good"},
+	} {
+		src.set(want)
+		clk.Step(time.Second)
+		if err := c.syncStatus(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := condition()
+		if got == nil || got.Status != want.Status || got.Reason != want.Reason || got.Message != want.Message {
+			t.Errorf("condition = %+v, want %s/%s/%q", got, want.Status, want.Reason, want.Message)
+		}
+	}
+}
+
+// TestSyncStatusRemovesRemovedConditions: a condition an earlier run
+// reported, of a type this configuration does not report, goes at the next
+// status update; other components' conditions stay.
+func TestSyncStatusRemovesRemovedConditions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const (
+		removed v1.NodeConditionType = "ExampleCondition"
+		others  v1.NodeConditionType = "OtherComponentCondition"
+	)
+	client := fake.NewClientset(&v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Status: v1.NodeStatus{Conditions: []v1.NodeCondition{
+			{Type: removed, Status: v1.ConditionTrue, Reason: "Fine"},
+			{Type: others, Status: v1.ConditionTrue, Reason: "Theirs"},
+		}},
+	})
+	clk := clocktesting.NewFakeClock(time.Now())
+	cfg := testConfig()
+	cfg.RemovedConditions = []v1.NodeConditionType{removed}
+	c := NewController(cfg, client, &fakeRuntime{status: runtimeStatus(true, true)}, &fakeImages{}, testMachine, clk)
+	c.observeRuntime(ctx)
+	if err := c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The condition comes back behind the agent's back.
+	n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []v1.NodeConditionType{removed, others} {
+		if (findCondition(n.Status.Conditions, typ) == nil) != (typ == removed) {
+			t.Errorf("after registration: %s present = %v", typ, typ != removed)
+		}
+	}
+	n.Status.Conditions = append(n.Status.Conditions, v1.NodeCondition{Type: removed, Status: v1.ConditionTrue})
+	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Second)
+	if err := c.syncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if findCondition(n.Status.Conditions, removed) != nil {
+		t.Errorf("%s still on the Node at the next status update", removed)
+	}
+}

@@ -92,6 +92,7 @@ func TestAPIRoutes(t *testing.T) {
 		{"GET", "/healthz", true, http.StatusUnauthorized, "Unauthorized"},
 		{"POST", "/exec/ns/web/app", true, http.StatusUnauthorized, "Unauthorized"},
 		{"GET", "/nothing", true, http.StatusUnauthorized, "Unauthorized"},
+		{"GET", "/debugpolicy", true, http.StatusUnauthorized, "Unauthorized"},
 		{"GET", "/healthz", false, http.StatusOK, "ok"},
 		{"GET", "/metrics", false, http.StatusOK, "test_total 0"},
 		{"POST", "/exec/ns/web/app", false, http.StatusOK, "exec /exec/ns/web/app"},
@@ -99,6 +100,8 @@ func TestAPIRoutes(t *testing.T) {
 		{"GET", "/runningpods/", false, http.StatusOK, `"kind":"PodList","apiVersion":"v1"`},
 		{"GET", "/runningpods", false, http.StatusOK, `"kind":"PodList","apiVersion":"v1"`},
 		{"POST", "/pods", false, http.StatusMethodNotAllowed, ""},
+		{"GET", "/debugpolicy", false, http.StatusOK, "{}"},
+		{"POST", "/debugpolicy", false, http.StatusMethodNotAllowed, ""},
 		{"GET", "/runningpods/x", false, http.StatusNotFound, ""},
 		{"GET", "/nothing", false, http.StatusNotFound, ""},
 	} {

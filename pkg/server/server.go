@@ -1,8 +1,9 @@
 // Package server serves the agent's HTTP endpoints: the kubelet-style API on
 // the TLS port (/healthz, /metrics, /metrics/resource, /pods, /runningpods/,
-// /stats/summary and the routes it is given, such as /containerLogs/,
-// /exec/, /attach/ and /portForward/) and a plain /healthz on a loopback
-// port for local probes, as the kubelet does on 10248.
+// /stats/summary, the routes it is given, such as /containerLogs/, /exec/,
+// /attach/ and /portForward/, and the agent's own read-only /debugpolicy)
+// and a plain /healthz on a loopback port for local probes, as the kubelet
+// does on 10248.
 //
 // Every request on the TLS port, /healthz included as in the kubelet, goes
 // through Config.Auth (package auth: delegated authentication and
@@ -66,6 +67,11 @@ type Config struct {
 	// ResourceMetrics supplies /metrics/resource (the kubelet's resource
 	// metrics, on a registry of their own); nil leaves it out.
 	ResourceMetrics prometheus.Gatherer
+	// DebugPolicy serves GET /debugpolicy, the node's debug policy in
+	// force; nil serves a snapshot with no policy (everything allowed).
+	// The route is always there, so that a client can tell a node without
+	// a policy from an agent that predates it.
+	DebugPolicy DebugPolicy
 	// Handlers are further API routes, by ServeMux pattern (e.g.
 	// "/containerLogs/"), served to authorized clients like the rest.
 	Handlers map[string]http.Handler
@@ -196,6 +202,7 @@ func (s *Server) apiMux() *http.ServeMux {
 	if s.cfg.ResourceMetrics != nil {
 		mux.Handle("/metrics/resource", promhttp.HandlerFor(s.cfg.ResourceMetrics, promhttp.HandlerOpts{}))
 	}
+	mux.Handle("GET "+DebugPolicyPath, debugPolicyHandler(s.cfg.DebugPolicy))
 	for pattern, h := range s.cfg.Handlers {
 		mux.Handle(pattern, h)
 	}

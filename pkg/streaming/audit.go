@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 )
 
 // Session kinds, as recorded and as the metrics' kind label.
@@ -76,7 +78,8 @@ type Record struct {
 	RefusalsDropped int64 `json:"refusalsDropped,omitempty"`
 }
 
-// Auditor writes Records to klog and, when it has a file, as JSON lines to
+// Auditor writes Records and debug container decisions
+// (debugapi.ContainerAudit) to klog and, when it has a file, as JSON lines to
 // it. It is safe for concurrent use; a nil *Auditor only logs.
 type Auditor struct {
 	mu sync.Mutex
@@ -126,8 +129,39 @@ func (a *Auditor) Record(ctx context.Context, rec *Record) {
 	a.write(ctx, rec)
 }
 
-// write appends rec to the file, if any, as one JSON line.
-func (a *Auditor) write(ctx context.Context, rec *Record) {
+// Container logs the creation or refusal of debug container e and appends
+// it to the file, beside the session records. A failed write is logged, not
+// returned: the decision stands whether or not it was recorded.
+func (a *Auditor) Container(ctx context.Context, e *debugapi.ContainerAudit) {
+	logger := klog.FromContext(ctx)
+	msg := "Debug container allowed"
+	if e.Decision != debugapi.DecisionAllowed {
+		msg = "Debug container denied"
+	}
+	kv := []any{"pod", klog.KRef(e.Namespace, e.Pod), "containerName", e.Container, "image", e.Image}
+	if e.Target != "" {
+		kv = append(kv, "target", e.Target)
+	}
+	if e.Command != nil {
+		kv = append(kv, "command", e.Command)
+	}
+	if e.FieldManager != "" {
+		kv = append(kv, "fieldManager", e.FieldManager)
+	}
+	kv = append(kv, "decision", e.Decision)
+	if e.Rule != "" {
+		kv = append(kv, "rule", e.Rule)
+	}
+	if e.Message != "" {
+		kv = append(kv, "message", e.Message)
+	}
+	logger.Info(msg, kv...)
+	a.write(ctx, e)
+}
+
+// write appends rec (a *Record or a *debugapi.ContainerAudit) to the file,
+// if any, as one JSON line.
+func (a *Auditor) write(ctx context.Context, rec any) {
 	if a == nil || a.w == nil {
 		return
 	}

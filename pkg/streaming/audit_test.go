@@ -1,6 +1,7 @@
 package streaming
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 )
 
 func TestAuditorFile(t *testing.T) {
@@ -89,4 +93,59 @@ func TestAuditorWithoutFile(t *testing.T) {
 	if _, err := NewAuditor(filepath.Join(t.TempDir(), "missing", "audit.log")); err == nil {
 		t.Error("no error for a file in a missing directory")
 	}
+}
+
+// TestAuditorContainer: a debug container's decision is one log line and
+// one JSON line of the audit file, beside the session records.
+func TestAuditorContainer(t *testing.T) {
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	ctx := klog.NewContext(context.Background(), logger)
+	buf := &auditBuffer{}
+	a := newWriterAuditor(buf)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	allowed := &debugapi.ContainerAudit{
+		Kind: debugapi.KindContainer, Time: at.Add(time.Second), Namespace: "shop", Pod: "web", PodUID: "uid-1",
+		Container: "debugger-abcde", ContainerID: "c0ffee", Image: "busybox:1.37", Target: "app",
+		FieldManager: "kubectl-debug", ManagedTime: &at, Decision: debugapi.DecisionAllowed, Rule: "default",
+		Resources: "cpu=500m,memory=128Mi,pids=256", MaxDuration: "1h0m0s",
+	}
+	denied := &debugapi.ContainerAudit{
+		Kind: debugapi.KindContainer, Time: at.Add(2 * time.Second), Namespace: "shop", Pod: "web", PodUID: "uid-1",
+		Container: "root", Image: "evil.example/tools:latest", Command: []string{"sh"}, Privileged: true,
+		Decision: debugapi.DecisionDenied, Rule: "default", Message: `debug policy rule "default": privileged debug containers are not allowed`,
+	}
+	a.Container(ctx, allowed)
+	a.Record(ctx, &Record{Kind: KindAttach, Namespace: "shop", Pod: "web", Container: "debugger-abcde"})
+	a.Container(ctx, denied)
+
+	lines := strings.Split(strings.TrimSuffix(buf.buf.String(), "\n"), "\n")
+	want := []string{
+		`{"kind":"container","time":"2026-12-05T10:00:01Z","namespace":"shop","pod":"web","podUID":"uid-1","container":"debugger-abcde",` +
+			`"containerID":"c0ffee","image":"busybox:1.37","target":"app","fieldManager":"kubectl-debug","managedTime":"2026-12-05T10:00:00Z",` +
+			`"decision":"allowed","rule":"default","resources":"cpu=500m,memory=128Mi,pids=256","maxDuration":"1h0m0s"}`,
+		`{"kind":"container","time":"2026-12-05T10:00:02Z","namespace":"shop","pod":"web","podUID":"uid-1","container":"root",` +
+			`"image":"evil.example/tools:latest","command":["sh"],"privileged":true,"decision":"denied","rule":"default",` +
+			`"message":"debug policy rule \"default\": privileged debug containers are not allowed"}`,
+	}
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], `{"kind":"attach"`) {
+		t.Fatalf("lines:\n%s", buf.buf.String())
+	}
+	for i, w := range want {
+		if got := lines[2*i]; got != w {
+			t.Errorf("container line %d:\n got %s\nwant %s", i, got, w)
+		}
+	}
+
+	logs := logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+	for _, w := range []string{
+		`Debug container allowed pod="shop/web" containerName="debugger-abcde" image="busybox:1.37" target="app" fieldManager="kubectl-debug" decision="allowed" rule="default"`,
+		`Debug container denied pod="shop/web" containerName="root" image="evil.example/tools:latest" command=["sh"] decision="denied" rule="default" message=`,
+	} {
+		if !strings.Contains(logs, w) {
+			t.Errorf("log has no %s:\n%s", w, logs)
+		}
+	}
+
+	var nilAuditor *Auditor
+	nilAuditor.Container(ctx, denied)
 }

@@ -17,10 +17,17 @@ import (
 type sessionWriter struct {
 	http.ResponseWriter
 
+	// onUpgrade, when set before proxying, is called once the client was
+	// sent a 101, and returns the function that ends what it began.
+	onUpgrade func() (end func())
+
 	mu     sync.Mutex
 	status int
 	conn   *countingConn
 	closed bool
+	// end is onUpgrade's; ended says endSession was called.
+	end   func()
+	ended bool
 }
 
 func (s *sessionWriter) WriteHeader(code int) {
@@ -65,6 +72,20 @@ func (s *sessionWriter) setStatus(code int) {
 	defer s.mu.Unlock()
 	if s.status == 0 {
 		s.status = code
+		if code == http.StatusSwitchingProtocols && s.onUpgrade != nil && !s.ended {
+			s.end = s.onUpgrade()
+		}
+	}
+}
+
+// endSession ends what onUpgrade began, if it did; later calls do nothing.
+func (s *sessionWriter) endSession() {
+	s.mu.Lock()
+	end := s.end
+	s.end, s.ended = nil, true
+	s.mu.Unlock()
+	if end != nil {
+		end()
 	}
 }
 

@@ -22,7 +22,11 @@
 // says so instead of guessing. Requests the agent API's guard refuses on
 // these routes (401, 403) are recorded too, by Refusals, rate-limited so
 // that a flood of them cannot fill the disk. Metrics counts sessions, their
-// duration and refused requests.
+// duration and refused requests. Activity, when configured, tracks the exec
+// and attach sessions established to each container: the idle clock of
+// debug containers' idleTimeout. The Auditor records debug containers'
+// creation and refusal too (Container), so that one file holds the
+// node-side trail of every debug action.
 //
 // Status codes: 400 for bad parameters or a container that is not running,
 // 404 for an unknown pod or container, the runtime's answer mapped as the

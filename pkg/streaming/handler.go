@@ -25,6 +25,9 @@ type Config struct {
 	Auditor *Auditor
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Activity, when not nil, learns of the exec and attach sessions
+	// established to a container: the idle clock of debug containers.
+	Activity *Activity
 	// ExitWait bounds how long, after an attach session ends, the handler
 	// waits for the container to report an exit; 0 means 2s. A detached
 	// client leaves the container running and costs this long once.
@@ -156,8 +159,19 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	}
 	logger.Info("Debug session started", kv...)
 	h.cfg.Metrics.started(kind)
+	if c := target.Container; c != nil && h.cfg.Activity != nil {
+		// A session counts as activity once it is established: when the
+		// runtime's streaming server answered the upgrade with 101 and the
+		// client was sent it. A runtime that refuses, or a client that
+		// never gets that far, used nothing of the container.
+		sw.onUpgrade = func() func() { return h.cfg.Activity.Begin(target.Pod.UID, c.ID) }
+		defer sw.endSession()
+	}
 	up := proxy.NewUpgradeAwareHandler(loc, nil /*transport*/, false /*wrapTransport*/, true /*upgradeRequired*/, &responder{rec: rec})
 	up.ServeHTTP(sw, r)
+	// The session is over for the container now, not after the wait for
+	// an attached container's exit below.
+	sw.endSession()
 	h.cfg.Metrics.ended(kind, h.now().Sub(rec.StartTime))
 
 	if status, _, _ := sw.result(); status == http.StatusSwitchingProtocols {

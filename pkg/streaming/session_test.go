@@ -312,3 +312,110 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSessionActivity: an attach or exec session established to a
+// container marks it active until it ends, and its end records the time
+// and tells onEnd; refused requests leave no trace.
+func TestSessionActivity(t *testing.T) {
+	e := newEnv(t)
+	ends := &endings{}
+	act := NewActivity(time.Now, ends.onEnd)
+	trackerStart, _ := act.LastActivity("dbg-1")
+	e.handler = NewHandler(Config{Pods: e.pods, Runtime: e.runtime, Auditor: newWriterAuditor(e.audit), Activity: act, ExitWait: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	untouched := func(what, id string) {
+		t.Helper()
+		if last, active := act.LastActivity(id); active || !last.Equal(trackerStart) {
+			t.Errorf("%s: LastActivity(%s) = %v, %v; want the tracker's start", what, id, last, active)
+		}
+	}
+
+	// Refused: a container that is not running, a runtime that says no.
+	if err := e.executor(t, "/attach/ns/web/done?output=1").StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
+		t.Fatal("attach to an exited container succeeded")
+	}
+	e.runtime.mu.Lock()
+	e.runtime.errs["Exec"] = errors.New("no exec today")
+	e.runtime.mu.Unlock()
+	if err := e.executor(t, "/exec/ns/web/app?command=echo&output=1").StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
+		t.Fatal("exec the runtime refused succeeded")
+	}
+	e.runtime.mu.Lock()
+	delete(e.runtime.errs, "Exec")
+	e.runtime.mu.Unlock()
+	// The runtime gives a URL, and then its streaming server does not
+	// know the session: no 101, no activity.
+	stale := NewHandler(Config{Pods: e.pods, Runtime: staleRuntime{e.runtime}, Auditor: newWriterAuditor(e.audit), Activity: act})
+	staleAgent := httptest.NewServer(stale)
+	defer staleAgent.Close()
+	u, _ := url.Parse(staleAgent.URL + "/attach/ns/web/debugger?output=1")
+	ex, err := remotecommand.NewSPDYExecutor(&restclient.Config{Host: staleAgent.URL}, "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
+		t.Fatal("attach through a stale URL succeeded")
+	}
+	e.audit.waitRecords(t, 3)
+	untouched("refused attach", "done-1")
+	untouched("refused exec", "app-1")
+	untouched("stale attach", "dbg-1")
+
+	// `kubectl debug -it`'s attach: active while it lasts.
+	stdinR, stdinW := io.Pipe()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- e.executor(t, "/attach/ns/web/debugger?input=1&output=1").
+			StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Tty: true})
+	}()
+	waitFor(t, "the greeting", func() bool { return out.String() == "attached\n" })
+	if _, active := act.LastActivity("dbg-1"); !active {
+		t.Error("debugger not active during the attach session")
+	}
+	untouched("another container during the session", "app-1")
+	if n := ends.count(); n != 0 {
+		t.Errorf("onEnd called %d times during the session", n)
+	}
+	beforeEnd := time.Now()
+	stdinW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	e.audit.waitRecords(t, 4)
+	if last, active := act.LastActivity("dbg-1"); active || last.Before(beforeEnd) || last.After(time.Now()) {
+		t.Errorf("after the session: LastActivity = %v, %v; want inactive since its end (after %v)", last, active, beforeEnd)
+	}
+	ends.mu.Lock()
+	if len(ends.pods) != 1 || ends.pods[0] != "web-uid" {
+		t.Errorf("onEnd calls = %v, want one for web-uid", ends.pods)
+	}
+	ends.mu.Unlock()
+
+	// An exec counts too.
+	beforeExec := time.Now()
+	if err := e.executor(t, "/exec/ns/web/app?command=echo&command=hi&output=1").StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	e.audit.waitRecords(t, 5)
+	if last, active := act.LastActivity("app-1"); active || last.Before(beforeExec) {
+		t.Errorf("after exec: LastActivity = %v, %v; want inactive since its end (after %v)", last, active, beforeExec)
+	}
+	if n := ends.count(); n != 2 {
+		t.Errorf("onEnd called %d times, want 2", n)
+	}
+}
+
+// staleRuntime hands out attach URLs its streaming server does not know.
+type staleRuntime struct{ *fakeRuntime }
+
+func (r staleRuntime) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	resp, err := r.fakeRuntime.Attach(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(resp.GetUrl())
+	u.Path = "/attach/stale-token"
+	return &runtimeapi.AttachResponse{Url: u.String()}, nil
+}
