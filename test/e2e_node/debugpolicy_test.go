@@ -47,8 +47,10 @@ const policyHeader = "apiVersion: debug.ephemeral-agent.io/v1alpha1\nkind: Debug
 
 // testPolicy has one rule per namespace kind of TestDebugPolicy; a
 // namespace without policyLabel matches none, and everything is allowed
-// there as without a policy.
-const testPolicy = policyHeader + `rules:
+// there, with the policy's defaults as caps.
+const testPolicy = policyHeader + `defaults:
+  resources: {pids: 100}
+rules:
 - name: restricted
   namespaceSelector: {matchLabels: {` + policyLabel + `: restricted}}
   images: [localhost/busybox]
@@ -239,16 +241,17 @@ func assertDenied(t *testing.T, pod *v1.Pod, name, rule, why string) {
 	}
 }
 
-// assertAllowed waits for debug container name of pod to run and checks
-// that the runtime's container names the rule that allowed it ("" none).
-func assertAllowed(t *testing.T, pod *v1.Pod, name, rule string) *v1.ContainerStatus {
+// assertAllowed waits for debug container name of pod to run, checks that
+// the runtime's container names the rule that allowed it ("" none), and
+// returns that container.
+func assertAllowed(t *testing.T, pod *v1.Pod, name, rule string) *runtimeapi.Container {
 	t.Helper()
-	s := waitEphemeralRunning(t, pod, name, 60*time.Second)
+	waitEphemeralRunning(t, pod, name, 60*time.Second)
 	c := assertOneEphemeralCRIContainer(t, pod, name)
 	if got := c.Annotations[debugapi.PolicyRuleAnnotation]; got != rule {
 		t.Errorf("runtime annotation %s = %q, want %q", debugapi.PolicyRuleAnnotation, got, rule)
 	}
-	return s
+	return c
 }
 
 // assertAppUntouched checks the pod's app still runs, never restarted.
@@ -427,6 +430,17 @@ func TestDebugPolicy(t *testing.T) {
 			assertCaps(t, pod, "capped")
 		})
 
+		t.Run("defaults-without-rule", func(t *testing.T) {
+			t.Parallel()
+			pod := pods[""]
+			addEphemeral(t, pod, sleepingDebugger("defaulted"))
+			c := assertAllowed(t, pod, "defaulted", "")
+			if got := c.Annotations[debugapi.ResourcesAnnotation]; got != "pids=100" {
+				t.Errorf("annotation %s of a debugger no rule matches = %q, want the defaults' pids=100", debugapi.ResourcesAnnotation, got)
+			}
+			waitPidsMax(t, criInfo(t, c.Id).Pid, "100")
+		})
+
 		t.Run("caps-memory-enforced", func(t *testing.T) {
 			t.Parallel()
 			pod := pods["caps"]
@@ -563,15 +577,20 @@ func assertCaps(t *testing.T, pod *v1.Pod, name string) {
 	}
 	t.Logf("crictl inspect of the capped debugger (resources):\n%s", crictlResources(t, c.Id))
 
-	pidsMax := pidsMaxOf(t, info.Pid)
-	// The agent writes pids.max just after the start: poll.
-	var got string
-	waitFor(t, "pids.max 64 on the capped debugger's cgroup "+pidsMax, 30*time.Second, func(context.Context) (bool, error) {
+	waitPidsMax(t, info.Pid, "64")
+}
+
+// waitPidsMax waits until the cgroup of process pid has pids.max want: the
+// agent writes it just after the container started.
+func waitPidsMax(t *testing.T, pid int, want string) {
+	t.Helper()
+	pidsMax := pidsMaxOf(t, pid)
+	waitFor(t, "pids.max "+want+" on the debugger's cgroup "+pidsMax, 30*time.Second, func(context.Context) (bool, error) {
 		b, err := os.ReadFile(pidsMax)
 		if err != nil {
 			return false, err
 		}
-		if got = strings.TrimSpace(string(b)); got != "64" {
+		if got := strings.TrimSpace(string(b)); got != want {
 			return false, fmt.Errorf("pids.max is %s", got)
 		}
 		return true, nil
