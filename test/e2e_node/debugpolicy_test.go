@@ -292,7 +292,14 @@ func imageDigestRef(t *testing.T) string {
 	ref := "localhost/busybox@" + digest
 	if out, err := ctr("images", "tag", "--force", busyboxImage, ref); err != nil {
 		t.Logf("ctr images tag %s %s: %v\n%s (a debug container of it will wait for its image)", busyboxImage, ref, err, out)
+		return ref
 	}
+	// The name goes with the test; containers of it keep running.
+	t.Cleanup(func() {
+		if out, err := ctr("images", "rm", ref); err != nil {
+			t.Logf("ctr images rm %s: %v\n%s", ref, err, out)
+		}
+	})
 	return ref
 }
 
@@ -421,6 +428,25 @@ func TestDebugPolicy(t *testing.T) {
 			}
 			assertDenied(t, pod, "kdenied", "restricted", "is not in the allowed images")
 		})
+
+		// kubectl debug's profiles ask for privileges the way users do.
+		for _, pc := range []struct{ name, kind, profile, rule, why string }{
+			{"ksysadmin", "restricted", "sysadmin", "restricted", "privileged debug containers are not allowed"},
+			{"knetadmin", "restricted", "netadmin", "restricted", "is not allowed (allowed: NET_ADMIN)"},
+			{"ksysadmin-ok", "privileged", "sysadmin", "privileged", ""},
+		} {
+			t.Run("kubectl-debug-profile-"+pc.name, func(t *testing.T) {
+				t.Parallel()
+				pod := pods[pc.kind]
+				mustKubectl(t, "-n", pod.Namespace, "debug", pod.Name, "--image="+busyboxImage, "--image-pull-policy=Never",
+					"--profile="+pc.profile, "--container="+pc.name, "--", "sleep", "3600")
+				if pc.why != "" {
+					assertDenied(t, pod, pc.name, pc.rule, pc.why)
+					return
+				}
+				assertAllowed(t, pod, pc.name, pc.rule)
+			})
+		}
 
 		t.Run("caps-in-runtime-spec", func(t *testing.T) {
 			t.Parallel()
@@ -663,8 +689,19 @@ func TestDebugPolicyIdleTimeout(t *testing.T) {
 	startAgent(t, "--debug-policy-config", policy)
 	waitNodeReady(t, v1.ConditionTrue, 60*time.Second)
 	pod := runningSharedApp(t, ns, "app")
-	addEphemeral(t, pod, sleepingDebugger("idler"))
+	addEphemeral(t, pod, sleepingDebugger("idler"), sleepingDebugger("busy"))
 	assertAllowed(t, pod, "idler", "idle")
+	assertAllowed(t, pod, "busy", "idle")
+	// An exec session longer than the idle timeout keeps busy up; its
+	// idle clock starts again when the session ends.
+	execOut := mustKubectl(t, "-n", ns, "exec", pod.Name, "-c", "busy", "--", "sh", "-c", "sleep 8; echo session-done")
+	execEnded := time.Now()
+	if !strings.Contains(execOut, "session-done") {
+		t.Errorf("exec into busy: %q", execOut)
+	}
+	if s := ephemeralStatus(getPod(t, ns, pod.Name), "busy"); s == nil || s.State.Running == nil {
+		t.Errorf("busy, in an exec session for 8 s, past its idleTimeout of 5s: %v, want it running", s)
+	}
 	var s *v1.ContainerStatus
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -687,6 +724,15 @@ func TestDebugPolicyIdleTimeout(t *testing.T) {
 	}
 	waitDebugEvent(t, pod, "idler", v1.EventTypeNormal, debugapi.ReasonSessionIdle)
 	stayEnded(t, pod, "idler", debugapi.ReasonSessionIdle, true)
+
+	busy := waitEphemeralTerminated(t, pod, "busy", 60*time.Second)
+	if term := busy.State.Terminated; term.Reason != debugapi.ReasonSessionIdle {
+		t.Errorf("busy after its session: %s, want Terminated %s", describeState(busy.State), debugapi.ReasonSessionIdle)
+	} else if idle := term.FinishedAt.Sub(execEnded); idle < 3*time.Second {
+		// finishedAt has whole seconds: 5 s after the session, less one
+		// for the rounding and one for clocks read in two places.
+		t.Errorf("busy ended %s after its last session ended, before its idleTimeout of 5s", idle)
+	}
 	assertAppUntouched(t, pod)
 	cleanupPods(t, ns)
 }
