@@ -603,6 +603,10 @@ func assertCaps(t *testing.T, pod *v1.Pod, name string) {
 	}
 	t.Logf("crictl inspect of the capped debugger (resources):\n%s", crictlResources(t, c.Id))
 
+	// Inside the pod's cgroup: what the debugger uses counts in the pod's.
+	if p := pidsMaxOf(t, info.Pid); !strings.Contains(p, "/pod"+string(pod.UID)+"/") {
+		t.Errorf("the capped debugger's cgroup %s is not inside its pod's (pod%s)", p, pod.UID)
+	}
 	waitPidsMax(t, info.Pid, "64")
 }
 
