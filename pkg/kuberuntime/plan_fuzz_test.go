@@ -44,6 +44,11 @@ func FuzzPlan(f *testing.F) {
 				t.Fatalf("start of ephemeral %q at index %d, not in the spec", s.Name, s.Index)
 			}
 			cur := st.Latest(criconfig.ContainerTypeEphemeral, s.Name)
+			// The agent's ending is final: denied or stopped, never
+			// started, created or replaced.
+			if podstate.EphemeralNeverRun(pod, st, s.Name) != nil || (cur != nil && st.AgentEnding(cur) != nil) {
+				t.Errorf("ephemeral %q started though the agent ended it", s.Name)
+			}
 			switch {
 			case s.CreatedID != "":
 				if cur == nil || cur.ID != s.CreatedID || !cur.Created() {

@@ -136,7 +136,7 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 		cs.State.Terminated = t
 		started := false
 		cs.Started = &started
-	case ended && !cur.Running():
+	case ended && (cur.Created() || c.state.Replaced(cur)):
 		// Ended before it ever started (created, or to be created again):
 		// it never will.
 		id := cs.ContainerID

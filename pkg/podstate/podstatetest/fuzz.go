@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugapi"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/podstate"
 )
 
@@ -84,6 +85,15 @@ func FuzzState(pod *v1.Pod, data []byte) *podstate.PodState {
 			r := podstate.Record{Replacements: int(b[7]>>1) % (podstate.MaxReplacements + 2), Unreadable: b[7]&0x80 != 0}
 			if b[7]&2 == 2 {
 				r.ContainerID = c.ID
+			}
+			// Some ended by the agent: denied or stopped, before or
+			// after running.
+			if b[6]&0x40 != 0 {
+				reason := debugapi.ReasonPolicyDenied
+				if b[6]&0x80 != 0 {
+					reason = debugapi.ReasonStopRequested
+				}
+				r.Ended = &podstate.Ending{Reason: reason, Message: "ended", At: T0}
 			}
 			s.Records[name] = r
 		}
