@@ -45,6 +45,12 @@ step kubectl -n demo logs app -c "$debugger"
 kubectl -n demo logs app -c "$debugger"
 step "kubectl -n demo describe pod app   # the Ephemeral Containers section"
 kubectl -n demo describe pod app | sed -n '/^Ephemeral Containers:/,/^Conditions:/p' | sed '$d'
+# The node's debug policy (hack/manifests/debug-policy.yaml) denies
+# privileged debug containers: kubectl debug returns at once with the reason
+# (the debug container's status is final: Terminated, DebugPolicyDenied).
+denied=denied-$(date +%H%M%S)
+step kubectl -n demo debug -i app --image=localhost/busybox:test --image-pull-policy=Never --profile=sysadmin -c "$denied" -- sh
+kubectl -n demo debug -i app --image=localhost/busybox:test --image-pull-policy=Never --profile=sysadmin -c "$denied" -- sh </dev/null 2>&1 || true
 # The kubectl plugin (cmd/kubectl-ephemeral, on PATH from _output/bin): the
 # pod's debug containers, and the debug policy the node's agent enforces.
 step "kubectl ephemeral ls -n demo"
@@ -61,6 +67,7 @@ container that has no shell of its own. The cluster keeps running:
   kubectl -n demo debug -it app --image=localhost/busybox:test --image-pull-policy=Never --target=app -- sh
   tail -1 $EA_LOG_DIR/debug-audit.log   # one JSON line per debug session
   kubectl ephemeral ls -A           # debug containers; stop POD NAME asks the agent to stop one
+  \$EDITOR /var/lib/ephemeral-agent/local/debug-policy.yaml    # the node's debug policy, reloaded on save
   crictl ps -a                      # the node's private containerd
   make status                       # which components run
   make stop                         # stop everything make run started
