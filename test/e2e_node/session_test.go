@@ -171,20 +171,34 @@ func TestInteractiveDebugSession(t *testing.T) {
 
 	waitFor(t, "an audit line for the attach", 20*time.Second, func(context.Context) (bool, error) {
 		for _, e := range auditEntries(t, audit) {
-			if e["container"] == "shell" && e["pod"] == pod.Name {
+			if e["container"] == "shell" && e["pod"] == pod.Name && e["kind"] == "attach" {
 				return true, nil
 			}
 		}
 		return false, nil
 	})
+	// Two kinds of line name the debugger: its creation, then the session.
+	created := 0
 	for _, e := range auditEntries(t, audit) {
-		if e["container"] == "shell" {
+		if e["container"] != "shell" {
+			continue
+		}
+		switch e["kind"] {
+		case "container":
+			created++
+			if e["decision"] != "allowed" || e["target"] != "app" || e["fieldManager"] == "" || e["containerID"] == "" {
+				t.Errorf("creation audit line = %v, want decision allowed, target app, a field manager and the container ID", e)
+			}
+		default:
 			// Through kube-apiserver, the agent's caller is the API server's
 			// kubelet-client identity.
 			if e["user"] != "kube-apiserver-kubelet-client" || e["ephemeral"] != true || e["tty"] != true || e["kind"] != "attach" {
 				t.Errorf("audit line = %v, want user kube-apiserver-kubelet-client, kind attach, ephemeral and tty true", e)
 			}
 		}
+	}
+	if created != 1 {
+		t.Errorf("%d creation audit lines for the debugger, want 1", created)
 	}
 }
 
