@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -14,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/cm"
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/debugpolicy"
 	"github.com/ephemeral-agent/ephemeral-agent/pkg/streaming"
 )
@@ -81,11 +81,9 @@ func (c containerPids) LimitContainerPids(ctx context.Context, containerID strin
 	if err != nil {
 		return fmt.Errorf("container status: %w", err)
 	}
-	var info struct {
-		Pid int `json:"pid"`
+	pid, err := criconfig.VerbosePID(st.GetInfo())
+	if err != nil {
+		return fmt.Errorf("container %s: %w", containerID, err)
 	}
-	if err := json.Unmarshal([]byte(st.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
-		return fmt.Errorf("the runtime names no process of container %s", containerID)
-	}
-	return cm.LimitProcessPids(info.Pid, limit)
+	return cm.LimitProcessPids(pid, limit)
 }

@@ -54,6 +54,19 @@ func milliCPUToQuota(milliCPU, period int64) int64 {
 	return max(milliCPU*period/milliCPUToCPU, minQuotaPeriod)
 }
 
+// CapResources limits r to cpu and memory (nil: that one not), as a
+// container limit of the same size does: a CFS quota over the kubelet's
+// period, with its 1 ms minimum, and a memory limit.
+func CapResources(r *runtimeapi.LinuxContainerResources, cpu, memory *resource.Quantity) {
+	if cpu != nil {
+		r.CpuPeriod = quotaPeriod
+		r.CpuQuota = milliCPUToQuota(cpu.MilliValue(), quotaPeriod)
+	}
+	if memory != nil {
+		r.MemoryLimitInBytes = memory.Value()
+	}
+}
+
 // linuxResources computes cgroup settings from a CPU request (nil when
 // none is set), a CPU limit and a memory limit (zero for none). On cgroup v2
 // the kernel is asked to kill the whole container on OOM, the kubelet's

@@ -2,8 +2,6 @@ package stats
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +18,8 @@ import (
 	"k8s.io/klog/v2"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 )
 
 // Runtime is the part of the CRI runtime service the Provider reads.
@@ -362,7 +362,7 @@ func (p *Provider) sandboxPID(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pod sandbox status: %w", err)
 	}
-	pid, err = pidFromInfo(resp.GetInfo())
+	pid, err = criconfig.VerbosePID(resp.GetInfo())
 	if err != nil {
 		return 0, err
 	}
@@ -370,23 +370,6 @@ func (p *Provider) sandboxPID(ctx context.Context, id string) (int, error) {
 	p.pids[id] = pid
 	p.mu.Unlock()
 	return pid, nil
-}
-
-func pidFromInfo(info map[string]string) (int, error) {
-	raw, ok := info["info"]
-	if !ok {
-		return 0, errors.New("the runtime's sandbox status has no verbose info")
-	}
-	var v struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		return 0, fmt.Errorf("parse the sandbox's verbose info: %w", err)
-	}
-	if v.PID <= 0 {
-		return 0, errors.New("the sandbox's verbose info has no pid")
-	}
-	return v.PID, nil
 }
 
 func (p *Provider) forgetPIDs(live []*runtimeapi.PodSandbox) {

@@ -23,6 +23,8 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/ephemeral-agent/ephemeral-agent/pkg/criconfig"
 )
 
 // Runtime is the part of the CRI runtime service the check needs
@@ -281,20 +283,7 @@ func containerPID(ctx context.Context, rt Runtime, id string) (int, error) {
 	if s := resp.GetStatus().GetState(); s != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		return 0, fmt.Errorf("container is %s, not running", s)
 	}
-	var info struct {
-		Pid int `json:"pid"`
-	}
-	raw, ok := resp.GetInfo()["info"]
-	if !ok {
-		return 0, errors.New("the runtime reports no process ID (no \"info\" in the verbose container status)")
-	}
-	if err := json.Unmarshal([]byte(raw), &info); err != nil {
-		return 0, fmt.Errorf("parse the verbose container status: %w", err)
-	}
-	if info.Pid <= 0 {
-		return 0, errors.New("the runtime reports no process ID (no \"pid\" in the verbose container status)")
-	}
-	return info.Pid, nil
+	return criconfig.VerbosePID(resp.GetInfo())
 }
 
 // removeLeftovers removes the sandboxes earlier checks left (an agent
