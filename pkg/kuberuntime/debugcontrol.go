@@ -20,9 +20,6 @@ import (
 // ignores SIGTERM, and the user who asked for the stop waits for it.
 const debugStopGracePeriod int64 = 3
 
-// cpuPeriod is the CFS period CPU caps are expressed in, the kubelet's.
-const cpuPeriod int64 = 100000
-
 // endEphemeral carries out one EndAction: the ending is recorded first
 // (durable, so that the status names it and the container is never
 // started again, whatever happens next), told in an Event, and then the
@@ -36,14 +33,10 @@ func (p *podSync) endEphemeral(ctx context.Context, e EndAction) error {
 		if e.ContainerID != "" {
 			rec.ContainerID = e.ContainerID
 		}
-		if p.Records != nil {
-			if err := p.putRecord(ctx, e.Name, rec); err != nil {
-				// Without the record the stop would read as the
-				// container's own exit; the next sync tries again.
-				return fmt.Errorf("record the end of debug container %s: %w", e.Name, err)
-			}
-		} else {
-			p.keepRecord(e.Name, rec)
+		if err := p.putRecord(ctx, e.Name, rec); err != nil {
+			// Without the record the stop would read as the container's
+			// own exit; the next sync tries again.
+			return fmt.Errorf("record the end of debug container %s: %w", e.Name, err)
 		}
 		p.Recorder.Eventf(ref, v1.EventTypeNormal, e.Reason, "%s", e.Message)
 		p.Metrics.ephemeralEnded(p.pod.UID, e.Name, e.Reason)
@@ -58,15 +51,6 @@ func (p *podSync) endEphemeral(ctx context.Context, e EndAction) error {
 		return fmt.Errorf("stop debug container %s: %w", e.Name, err)
 	}
 	return nil
-}
-
-// keepRecord keeps rec in this sync's state only, for an embedder without
-// a record store.
-func (p *podSync) keepRecord(name string, rec podstate.Record) {
-	if p.state.Records == nil {
-		p.state.Records = map[string]podstate.Record{}
-	}
-	p.state.Records[name] = rec
 }
 
 // decideDebug asks the debug policy about ephemeral container st before it
@@ -91,13 +75,9 @@ func (p *podSync) decideDebug(ctx context.Context, st StartAction) (d debugpolic
 		// names it, and the replacement count is kept.
 		rec.ContainerID, rec.Replacements = st.Replaces, p.state.Records[st.Name].Replacements
 	}
-	if p.Records != nil {
-		if err := p.putRecord(ctx, st.Name, rec); err != nil {
-			// Not started either way; the next sync decides again.
-			return d, true, fmt.Errorf("record the denial of debug container %s: %w", st.Name, err)
-		}
-	} else {
-		p.keepRecord(st.Name, rec)
+	if err := p.putRecord(ctx, st.Name, rec); err != nil {
+		// Not started either way; the next sync decides again.
+		return d, true, fmt.Errorf("record the denial of debug container %s: %w", st.Name, err)
 	}
 	p.Recorder.Eventf(podstate.ContainerRef(p.pod, criconfig.ContainerTypeEphemeral, st.Name), v1.EventTypeWarning, debugapi.ReasonPolicyDenied, "%s", d.Message)
 	p.audit(ctx, st, d, "")
@@ -159,16 +139,7 @@ func applyDebugDecision(config *runtimeapi.ContainerConfig, d debugpolicy.Decisi
 	if config.Linux.Resources == nil {
 		config.Linux.Resources = &runtimeapi.LinuxContainerResources{}
 	}
-	res := config.Linux.Resources
-	if r.CPU != nil {
-		res.CpuPeriod = cpuPeriod
-		// The kubelet's rounding (milliCPUToQuota): at least 1 ms per
-		// period.
-		res.CpuQuota = max(r.CPU.MilliValue()*cpuPeriod/1000, 1000)
-	}
-	if r.Memory != nil {
-		res.MemoryLimitInBytes = r.Memory.Value()
-	}
+	criconfig.CapResources(config.Linux.Resources, r.CPU, r.Memory)
 }
 
 // reasonFailedDebugCaps is the Warning Event of a debug container whose

@@ -438,11 +438,14 @@ func (p *podSync) recordEphemeral(ctx context.Context) {
 }
 
 // putRecord writes the start record of ephemeral container name and keeps
-// the sync's state in step with it.
+// the sync's state in step with it. Without a store (an embedder's choice)
+// the record lives in this sync's state only.
 func (p *podSync) putRecord(ctx context.Context, name string, rec podstate.Record) error {
-	if err := p.Records.Put(p.pod.UID, name, rec); err != nil {
-		klog.FromContext(ctx).Error(err, "Failed to write start record", "containerName", name)
-		return err
+	if p.Records != nil {
+		if err := p.Records.Put(p.pod.UID, name, rec); err != nil {
+			klog.FromContext(ctx).Error(err, "Failed to write start record", "containerName", name)
+			return err
+		}
 	}
 	if p.state.Records == nil {
 		p.state.Records = map[string]podstate.Record{}

@@ -125,25 +125,27 @@ func (c *containerStatuses) status(typ criconfig.ContainerType, spec *v1.Contain
 	if typ != criconfig.ContainerTypeEphemeral {
 		cs.RestartCount = int32(cur.Attempt)
 	}
-	ended := typ == criconfig.ContainerTypeEphemeral && c.state.AgentEnding(cur) != nil
+	var ended *podstate.Ending
+	if typ == criconfig.ContainerTypeEphemeral {
+		ended = c.state.AgentEnding(cur)
+	}
 	switch {
-	case ended && cur.Exited():
+	case ended != nil && cur.Exited():
 		// Stopped by the agent: the exit code is the container's, the
 		// reason and message say why the agent stopped it.
-		e := c.state.AgentEnding(cur)
 		t := terminated(cur, cs.ContainerID)
-		t.Reason, t.Message = e.Reason, e.Message
+		t.Reason, t.Message = ended.Reason, ended.Message
 		cs.State.Terminated = t
 		started := false
 		cs.Started = &started
-	case ended && (cur.Created() || c.state.Replaced(cur)):
+	case ended != nil && (cur.Created() || c.state.Replaced(cur)):
 		// Ended before it ever started (created, or to be created again):
 		// it never will.
 		id := cs.ContainerID
 		if c.state.Replaced(cur) {
 			cs.ImageID = ""
 		}
-		out := c.neverRun(cs, c.state.AgentEnding(cur))
+		out := c.neverRun(cs, ended)
 		out.ContainerID, out.State.Terminated.ContainerID = id, id
 		return out
 	case typ == criconfig.ContainerTypeEphemeral && c.state.Replaced(cur):
